@@ -1,0 +1,123 @@
+"""Multi-head attention as BERT lays it out, plus the key/value cache used while generating.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head) + M) V
+
+Self-attention takes Q, K and V from the same sequence; cross-attention takes Q from the decoder and K, V from the
+encoder's output. M is an additive mask: 0 where attending is allowed and a very large negative number where it is
+not (padding, or the future in a decoder).
+
+The module names (`self.query`, `output.dense`, `output.LayerNorm`, ...) are those of BERT checkpoints, so a
+pretrained state dict loads without renaming. References: Vaswani et al. 2017 "Attention Is All You Need";
+Devlin et al. 2019 (BERT); transformers' `BertGenerationSelfAttention` / `BertGenerationCrossAttention`.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class KVCache:
+    """Keys and values kept between generation steps, per decoder layer.
+
+    Self-attention entries grow by one position a step; cross-attention entries are computed once per source
+    (the encoder output does not change while decoding) and reused. Each entry is a pair of (B, nh, T, hs) tensors.
+    """
+
+    def __init__(self, num_layers: int):
+        self.self_attention = [None] * num_layers
+        self.cross_attention = [None] * num_layers
+
+    def get_seq_length(self) -> int:
+        """How many decoder positions are already cached."""
+        first = self.self_attention[0]
+        return 0 if first is None else first[0].shape[2]
+
+    def reorder(self, batch_index: torch.Tensor) -> None:
+        """Keep rows `batch_index` of every cached tensor (beam search moves hypotheses between beams)."""
+        for entries in (self.self_attention, self.cross_attention):
+            for i, kv in enumerate(entries):
+                if kv is not None:
+                    entries[i] = tuple(t.index_select(0, batch_index) for t in kv)
+
+
+class ResidualOutput(nn.Module):
+    """dense -> dropout -> LayerNorm(x + residual): closes both the attention and the feed-forward block."""
+
+    def __init__(self, in_features, config):
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class HeadProjections(nn.Module):
+    """The query/key/value projections and the scaled dot product, all heads at once."""
+
+    def __init__(self, config, is_cross_attention):
+        super().__init__()
+        d = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+        self.dropout_p = config.attention_probs_dropout_prob
+        self.is_cross_attention = is_cross_attention
+
+    def split_heads(self, x):
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+
+    def keys_values(self, hidden, context, cache, layer_idx):
+        """K and V for this call, reading and updating the cache when one is given."""
+        if self.is_cross_attention:
+            if cache is not None and cache.cross_attention[layer_idx] is not None:
+                return cache.cross_attention[layer_idx]  # the source is fixed: computed at the first step
+            kv = self.split_heads(self.key(context)), self.split_heads(self.value(context))
+            if cache is not None:
+                cache.cross_attention[layer_idx] = kv
+            return kv
+        k, v = self.split_heads(self.key(hidden)), self.split_heads(self.value(hidden))
+        if cache is not None:
+            past = cache.self_attention[layer_idx]
+            if past is not None:  # earlier positions were cached: append this step's keys and values
+                k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+            cache.self_attention[layer_idx] = (k, v)
+        return k, v
+
+    def forward(self, hidden, mask=None, context=None, cache=None, layer_idx=0, output_attentions=False):
+        """hidden (B, T, d); context (B, S, d) for cross-attention; mask additive, broadcastable to
+        (B, nh, T, S). Returns the (B, T, d) mixed values and, if asked, the (B, nh, T, S) probabilities."""
+        B, T, d = hidden.shape
+        q = self.split_heads(self.query(hidden))  # (B, nh, T, hs)
+        k, v = self.keys_values(hidden, context, cache, layer_idx)  # (B, nh, S, hs)
+        dropout_p = self.dropout_p if self.training else 0.0
+        if output_attentions:
+            # The explicit form, so the probabilities can be returned for plotting.
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)  # (B, nh, T, S)
+            if mask is not None:
+                scores = scores + mask
+            probs = scores.softmax(dim=-1)
+            y = F.dropout(probs, dropout_p, self.training) @ v
+        else:
+            # The same maths in one fused kernel (flash/memory-efficient where the backend allows).
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+            probs = None
+        return y.transpose(1, 2).reshape(B, T, d), probs  # (B, T, d)
+
+
+class Attention(nn.Module):
+    """One attention block: heads (`self`, BERT's name) then the residual output."""
+
+    def __init__(self, config, is_cross_attention=False):
+        super().__init__()
+        self.self = HeadProjections(config, is_cross_attention)  # 'self' is the checkpoint's name for the heads
+        self.output = ResidualOutput(config.hidden_size, config)
+
+    def forward(self, hidden, mask=None, context=None, cache=None, layer_idx=0, output_attentions=False):
+        mixed, probs = self.self(hidden, mask, context, cache, layer_idx, output_attentions)
+        return self.output(mixed, hidden), probs

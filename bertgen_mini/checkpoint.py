@@ -1,0 +1,167 @@
+"""Checkpoints in the Hugging Face layout: a folder with `config.json` and `model.safetensors`.
+
+Reading accepts what transformers writes (BERT, BertGeneration and EncoderDecoderModel folders, tied weights
+stored once) and `pytorch_model.bin` through `torch.load(weights_only=True)`, which never runs pickled code.
+Loading maps BERT's names onto ours and returns a `LoadReport`: which weights came from the checkpoint, which
+are new (cross-attention, the LM-head bias) and which the checkpoint had but this model does not use (token
+types, pooler, MLM head). Writing is atomic, and stores tied tensors once, under the names transformers keeps.
+"""
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .files import atomic_write
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def read_state_dict(directory) -> dict:
+    """Tensors of the checkpoint in `directory`, by name. Clear errors for a missing or damaged folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a folder. Pass the checkpoint folder that holds "
+                                f"{CONFIG_NAME} and {WEIGHTS_NAME}.")
+    safetensors_file, bin_file = directory / WEIGHTS_NAME, directory / "pytorch_model.bin"
+    if safetensors_file.is_file():
+        try:
+            return load_file(safetensors_file)
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{safetensors_file} is damaged ({err}). Copy or download the checkpoint again.") from None
+    if bin_file.is_file():
+        try:
+            return torch.load(bin_file, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{bin_file} could not be read as plain tensors ({err}). Re-save it as "
+                             f"{WEIGHTS_NAME}, or copy it again.") from None
+    raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME} (nor pytorch_model.bin). Is this the right folder? "
+                            f"It holds: {sorted(p.name for p in directory.iterdir())[:10]}")
+
+
+def canonical_name(name: str) -> str:
+    """One spelling for every checkpoint dialect: old TF-ported names and the `bert.` body prefix go."""
+    name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+    return name.removeprefix("bert.")
+
+
+def module_group(name: str) -> str:
+    """'decoder.bert.encoder.layer.3.attention.self.query.weight' -> 'decoder.bert.encoder.layer.*', and
+    '....layer.3.crossattention....' -> '....layer.*.crossattention': a report names parts, not hundreds of tensors."""
+    name = re.sub(r"\.\d+\.", ".*.", name)
+    match = re.match(r".*?layer\.\*(\.crossattention)?", name)
+    return match.group(0) if match else name.rsplit(".", 1)[0]
+
+
+@dataclass
+class LoadReport:
+    """What a load did, as lists of tensor names. Printing it gives one short table, a row per part."""
+
+    source: str
+    loaded: list = field(default_factory=list)
+    new: list = field(default_factory=list)      # in the model, not in the checkpoint: freshly initialised
+    unused: list = field(default_factory=list)   # in the checkpoint, not in the model: ignored
+    numels: dict = field(default_factory=dict, repr=False)
+
+    def rows(self):
+        """(part, status, tensors, parameters) for every part, in model order."""
+        counts = {}
+        for status, names in (("pretrained", self.loaded), ("new", self.new), ("unused", self.unused)):
+            for name in names:
+                row = counts.setdefault((module_group(name), status), [0, 0])
+                row[0] += 1
+                row[1] += self.numels.get(name, 0)
+        return [(part, status, n, numel) for (part, status), (n, numel) in counts.items()]
+
+    def __str__(self):
+        rows = self.rows()
+        width = max(len(part) for part, *_ in rows)
+        lines = [f"Weights from {self.source}", f"  {'part':<{width}}  {'status':<10} {'tensors':>7} {'params':>9}"]
+        lines += [f"  {part:<{width}}  {status:<10} {n:>7} {numel / 1e6:>8.2f}M" for part, status, n, numel in rows]
+        return "\n".join(lines)
+
+    def prefixed(self, prefix: str) -> "LoadReport":
+        """The same report with names under `prefix` (e.g. 'decoder.')."""
+        add = lambda names: [prefix + n for n in names]
+        numels = {prefix + k: v for k, v in self.numels.items()}
+        return LoadReport(self.source, add(self.loaded), add(self.new), add(self.unused), numels)
+
+    def __add__(self, other):
+        source = self.source if self.source == other.source else f"{self.source} and {other.source}"
+        return LoadReport(source, self.loaded + other.loaded, self.new + other.new, self.unused + other.unused,
+                          {**self.numels, **other.numels})
+
+
+def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str = "") -> LoadReport:
+    """Copy `tensors` into `model` (names matched after `canonical_name`; `prefix` is stripped from the
+    checkpoint's names first). Tied parameters count as loaded when any of their names was found."""
+    targets = model.state_dict(keep_vars=True)
+    by_canonical = {canonical_name(k): k for k in targets}
+    report = LoadReport(source, numels={k: t.numel() for k, t in {**targets, **tensors}.items()})
+    loaded_ids = set()
+    for name, tensor in tensors.items():
+        if name.endswith("position_ids"):
+            continue  # an index buffer some checkpoints store, not a weight
+        target_name = by_canonical.get(canonical_name(name.removeprefix(prefix))) if name.startswith(prefix) else None
+        if target_name is None:
+            report.unused.append(name)
+            continue
+        target = targets[target_name]
+        if target.shape != tensor.shape:
+            raise ValueError(
+                f"{source}: '{name}' has shape {tuple(tensor.shape)} but the model's '{target_name}' has "
+                f"{tuple(target.shape)}. The config does not match these weights (vocab_size or hidden_size?): "
+                "load the config from the same folder, and do not override sizes.")
+        with torch.no_grad():
+            target.copy_(tensor)
+        loaded_ids.add(id(target))
+    seen = set()
+    for name, target in targets.items():
+        if id(target) in seen:
+            continue  # a tied alias: reported once, under its first name
+        seen.add(id(target))
+        (report.loaded if id(target) in loaded_ids else report.new).append(name)
+    return report
+
+
+def unique_state_dict(model: torch.nn.Module) -> dict:
+    """The state dict with each shared tensor once, under its first name (transformers keeps the same one:
+    `embeddings.word_embeddings.weight` and `lm_head.bias`)."""
+    out, seen = {}, set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        out[name] = tensor.contiguous()
+    return out
+
+
+def save_checkpoint(directory, config_dict: dict, tensors: dict) -> None:
+    """Write config.json and model.safetensors, each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(directory / CONFIG_NAME,
+                 lambda tmp: Path(tmp).write_text(json.dumps(config_dict, indent=2) + "\n", encoding="utf-8"))
+
+
+class PretrainedMixin:
+    """`from_pretrained` / `save_pretrained` for BertGenerationEncoder and BertGenerationDecoder."""
+
+    @classmethod
+    def from_pretrained(cls, directory, verbose=True, **overrides):
+        """Build from a BERT or BertGeneration folder; `overrides` set config fields (is_decoder=True, ...).
+        The LoadReport is kept in `model.load_report` and printed unless verbose=False."""
+        config = cls.config_class.from_pretrained(directory, **overrides)
+        model = cls(config)
+        model.load_report = load_state(model, read_state_dict(directory), str(directory))
+        if verbose:
+            print(model.load_report)
+        return model
+
+    def save_pretrained(self, directory) -> None:
+        save_checkpoint(directory, self.config.to_dict(), unique_state_dict(self))

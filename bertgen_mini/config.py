@@ -1,0 +1,95 @@
+"""BertGenerationConfig: the sizes and switches of one BertGeneration encoder or decoder.
+
+The defaults are those of transformers' `BertGenerationConfig` (the 24-layer BERT-large-like checkpoints of
+Rothe, Narayan & Severyn, TACL 2020). `from_json_file` also reads a plain BERT `config.json`: keys BertGeneration
+does not use (token types, pooler, ...) are ignored, and one that would change the maths (relative positions) is
+refused.
+"""
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import atomic_write_text
+
+
+@dataclass
+class BertGenerationConfig:
+    vocab_size: int = 50358                 # rows of the word-embedding table (and the LM head)
+    hidden_size: int = 1024                 # width d of every token vector
+    num_hidden_layers: int = 24             # transformer blocks
+    num_attention_heads: int = 16           # heads per attention; each is hidden_size / heads wide
+    intermediate_size: int = 4096           # width of the feed-forward block inside each layer
+    hidden_act: str = "gelu"                # feed-forward non-linearity: gelu (exact erf), gelu_new, relu, ...
+    hidden_dropout_prob: float = 0.1        # dropout on embeddings and on each residual branch
+    attention_probs_dropout_prob: float = 0.1  # dropout on the attention probabilities
+    max_position_embeddings: int = 512      # longest sequence the learned position table covers
+    initializer_range: float = 0.02         # std of the normal init for new (non-pretrained) weights
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 1
+    use_cache: bool = True                  # decoders keep keys/values between generation steps
+    is_decoder: bool = False                # causal (left-to-right) self-attention
+    add_cross_attention: bool = False       # a cross-attention block on encoder states in every layer
+    tie_word_embeddings: bool = True        # the LM head reuses the word-embedding matrix
+    decoder_start_token_id: int | None = None  # first decoder input when generating (used by a lone decoder)
+
+    model_type = "bert-generation"
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
+                f"({self.num_attention_heads}): each head gets hidden_size / heads dimensions."
+            )
+        if self.add_cross_attention and not self.is_decoder:
+            raise ValueError("add_cross_attention=True needs is_decoder=True: only a decoder attends to an encoder.")
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    # ---------------------------------------------------------------- dict / JSON
+    @classmethod
+    def from_dict(cls, values: dict, **overrides) -> "BertGenerationConfig":
+        """Build from a Hugging Face config dict (BertGeneration or BERT); `overrides` win over the file."""
+        values = {**values, **overrides}
+        position_type = values.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            raise ValueError(
+                f"position_embedding_type={position_type!r} is not supported: BertGeneration uses learned absolute "
+                "positions. Pick a checkpoint trained with absolute positions."
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict:
+        """The Hugging Face `config.json` content, readable by transformers' BertGenerationConfig."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if values["decoder_start_token_id"] is None:
+            del values["decoder_start_token_id"]
+        return {"model_type": self.model_type, **values}
+
+    @staticmethod
+    def read_json(path) -> dict:
+        """A config.json as a dict, with errors that name the file."""
+        path = Path(path)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} does not exist: a checkpoint folder needs its config.json.") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); the file is damaged, copy it again.") from None
+
+    @classmethod
+    def from_json_file(cls, path, **overrides) -> "BertGenerationConfig":
+        return cls.from_dict(cls.read_json(path), **overrides)
+
+    def to_json_file(self, path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory, **overrides) -> "BertGenerationConfig":
+        return cls.from_json_file(Path(directory) / "config.json", **overrides)
+

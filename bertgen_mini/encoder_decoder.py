@@ -1,0 +1,184 @@
+"""EncoderDecoderModel: a BertGenerationEncoder reads the source, a BertGenerationDecoder writes the target.
+
+Training feeds the decoder the target shifted one step right (teacher forcing):
+
+    labels             =        y1  y2  y3  </s>
+    decoder_input_ids  = <start> y1  y2  y3
+
+and scores its logits against `labels` with cross-entropy, ignoring positions labelled -100 (padding). The shared
+variant (the paper's BERTSHARE, `tie_encoder_decoder=True`) uses one set of weights for both halves; only the
+decoder's cross-attention is its own. References: Rothe, Narayan & Severyn (TACL 2020); transformers'
+`EncoderDecoderModel` and its `shift_tokens_right`.
+"""
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoint import CONFIG_NAME, load_state, read_state_dict, save_checkpoint, unique_state_dict
+from .config import BertGenerationConfig
+from .model import BertGenerationDecoder, BertGenerationEncoder
+from .outputs import Seq2SeqLMOutput
+
+
+def shift_tokens_right(labels, pad_token_id, decoder_start_token_id):
+    """(B, T) labels -> (B, T) decoder inputs: start token first, labels moved one right, -100 turned into pad."""
+    if decoder_start_token_id is None:
+        raise ValueError("Set model.config.decoder_start_token_id (for a BERT vocabulary: the [CLS] id, 101): "
+                         "the decoder needs a first token to start from.")
+    if pad_token_id is None:
+        raise ValueError("Set model.config.pad_token_id (for a BERT vocabulary: 0) to replace -100 in the labels.")
+    shifted = labels.new_full(labels.shape, decoder_start_token_id)
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+@dataclass
+class EncoderDecoderConfig:
+    """The two halves' configs plus what the pair needs to train and generate."""
+
+    encoder: BertGenerationConfig
+    decoder: BertGenerationConfig
+    decoder_start_token_id: int | None = None   # first decoder input ([CLS] = 101 for BERT vocabularies)
+    pad_token_id: int | None = None             # replaces -100 when labels are shifted
+    eos_token_id: int | None = None             # generation stops here ([SEP] = 102 for BERT)
+    tie_encoder_decoder: bool = False           # BERTSHARE: one set of weights for both halves
+
+    def to_dict(self) -> dict:
+        return {"model_type": "encoder-decoder", "is_encoder_decoder": True,
+                "encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict(),
+                "decoder_start_token_id": self.decoder_start_token_id, "pad_token_id": self.pad_token_id,
+                "eos_token_id": self.eos_token_id, "tie_encoder_decoder": self.tie_encoder_decoder}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EncoderDecoderConfig":
+        if values.get("model_type") != "encoder-decoder" or "encoder" not in values:
+            raise ValueError(f"This config.json describes a {values.get('model_type')!r} model, not an encoder-"
+                             "decoder. Use EncoderDecoderModel.from_encoder_decoder_pretrained(enc_dir, dec_dir) "
+                             "to build one from BERT checkpoints.")
+        return cls(BertGenerationConfig.from_dict(values["encoder"]), BertGenerationConfig.from_dict(values["decoder"]),
+                   values.get("decoder_start_token_id"), values.get("pad_token_id"), values.get("eos_token_id"),
+                   values.get("tie_encoder_decoder", False))
+
+
+class EncoderDecoderModel(nn.Module):
+    """bert2bert and friends. Build it from two models (`EncoderDecoderModel(encoder=enc, decoder=dec)`), from two
+    checkpoints (`from_encoder_decoder_pretrained`), or from a saved pair (`from_pretrained`)."""
+
+    def __init__(self, config: EncoderDecoderConfig | None = None, encoder=None, decoder=None,
+                 tie_encoder_decoder=None):
+        super().__init__()
+        if config is None and (encoder is None or decoder is None):
+            raise ValueError("Pass either a config or both an encoder and a decoder.")
+        self.encoder = encoder if encoder is not None else BertGenerationEncoder(config.encoder)
+        self.decoder = decoder if decoder is not None else BertGenerationDecoder(config.decoder)
+        if config is None:
+            config = EncoderDecoderConfig(self.encoder.config, self.decoder.config,
+                                          pad_token_id=self.decoder.config.pad_token_id,
+                                          eos_token_id=self.decoder.config.eos_token_id)
+        if tie_encoder_decoder is not None:
+            config.tie_encoder_decoder = tie_encoder_decoder
+        self.config = config
+        self.check_pair()
+        if config.tie_encoder_decoder:
+            self.tie_encoder_decoder()
+
+    def check_pair(self):
+        enc, dec = self.encoder.config, self.decoder.config
+        if not (dec.is_decoder and dec.add_cross_attention):
+            raise ValueError("The decoder needs is_decoder=True and add_cross_attention=True, e.g. "
+                             "BertGenerationDecoder.from_pretrained(path, is_decoder=True, add_cross_attention=True).")
+        if enc.hidden_size != dec.hidden_size:
+            raise ValueError(f"Encoder width {enc.hidden_size} != decoder width {dec.hidden_size}: cross-attention "
+                             "reads encoder states directly, so both halves need the same hidden_size.")
+
+    def tie_encoder_decoder(self):
+        """Make the decoder reuse the encoder's embeddings, self-attention and feed-forward modules."""
+        enc, dec = self.encoder, self.decoder.bert
+        if enc.config.vocab_size != dec.config.vocab_size or enc.config.num_hidden_layers != dec.config.num_hidden_layers:
+            raise ValueError("A shared encoder-decoder needs the same vocabulary and depth on both sides.")
+        dec.embeddings = enc.embeddings
+        for enc_layer, dec_layer in zip(enc.encoder.layer, dec.encoder.layer):
+            dec_layer.attention, dec_layer.intermediate, dec_layer.output = (
+                enc_layer.attention, enc_layer.intermediate, enc_layer.output)
+        self.decoder.tie_weights()
+
+    def get_encoder(self):
+        return self.encoder
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
+                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                labels=None, use_cache=None, output_attentions=False, output_hidden_states=False) -> Seq2SeqLMOutput:
+        """input_ids (B, S) with attention_mask (B, S); labels (B, T) with -100 where no loss is wanted, or
+        decoder_input_ids (B, T). Returns loss, logits (B, T, V) and, when asked, attentions of all three kinds."""
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids, attention_mask, inputs_embeds=inputs_embeds,
+                                           output_attentions=output_attentions,
+                                           output_hidden_states=output_hidden_states)
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+            if decoder_attention_mask is None:
+                decoder_attention_mask = (decoder_input_ids != self.config.pad_token_id).long()
+        elif labels is not None and decoder_input_ids is not None and torch.equal(decoder_input_ids, labels):
+            warnings.warn("decoder_input_ids equal labels, so position t is trained to output the token it was "
+                          "just given: the model learns to copy, not to predict. Pass only labels and let the "
+                          "model shift them right.", stacklevel=2)
+        decoder_outputs = self.decoder(decoder_input_ids, decoder_attention_mask, inputs_embeds=decoder_inputs_embeds,
+                                       encoder_hidden_states=encoder_outputs.last_hidden_state,
+                                       encoder_attention_mask=attention_mask, past_key_values=past_key_values,
+                                       use_cache=use_cache, output_attentions=output_attentions,
+                                       output_hidden_states=output_hidden_states)
+        loss = None
+        if labels is not None:
+            logits = decoder_outputs.logits
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+        return Seq2SeqLMOutput(loss, decoder_outputs.logits, decoder_outputs.past_key_values,
+                               decoder_outputs.hidden_states, decoder_outputs.attentions,
+                               decoder_outputs.cross_attentions, encoder_outputs.last_hidden_state,
+                               encoder_outputs.hidden_states, encoder_outputs.attentions)
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_encoder_decoder_pretrained(cls, encoder_dir, decoder_dir, tie_encoder_decoder=False, verbose=True,
+                                        **kwargs):
+        """Warm-start both halves from BERT (or BertGeneration) folders. `encoder_x=` / `decoder_x=` keyword
+        arguments override field x of that half's config; the decoder always gets causal attention and
+        cross-attention (new weights, reported as such)."""
+        enc_kw = {k[len("encoder_"):]: v for k, v in kwargs.items() if k.startswith("encoder_")}
+        dec_kw = {k[len("decoder_"):]: v for k, v in kwargs.items() if k.startswith("decoder_")}
+        if unknown := [k for k in kwargs if not k.startswith(("encoder_", "decoder_"))]:
+            raise TypeError(f"Unknown arguments {unknown}: prefix config fields with encoder_ or decoder_.")
+        encoder = BertGenerationEncoder.from_pretrained(encoder_dir, verbose=False, **enc_kw)
+        decoder = BertGenerationDecoder.from_pretrained(decoder_dir, verbose=False,
+                                                        **{**dec_kw, "is_decoder": True, "add_cross_attention": True})
+        model = cls(encoder=encoder, decoder=decoder, tie_encoder_decoder=tie_encoder_decoder)
+        model.load_report = encoder.load_report.prefixed("encoder.") + decoder.load_report.prefixed("decoder.")
+        if verbose:
+            print(model.load_report)
+        return model
+
+    @classmethod
+    def from_pretrained(cls, directory, verbose=False):
+        """Load a pair saved by `save_pretrained` here or by transformers' EncoderDecoderModel."""
+        config = EncoderDecoderConfig.from_dict(
+            BertGenerationConfig.read_json(Path(directory) / CONFIG_NAME))
+        model = cls(config)
+        model.load_report = load_state(model, read_state_dict(directory), str(directory))
+        if model.load_report.new:
+            raise ValueError(f"{directory} lacks {len(model.load_report.new)} of the model's tensors "
+                             f"({', '.join(model.load_report.new[:3])}, ...): the checkpoint is incomplete or was "
+                             "saved from a different architecture. Save it again.")
+        if verbose:
+            print(model.load_report)
+        return model
+
+    def save_pretrained(self, directory) -> None:
+        """config.json + model.safetensors that transformers' EncoderDecoderModel.from_pretrained also loads."""
+        save_checkpoint(directory, self.config.to_dict(), unique_state_dict(self))

@@ -1,0 +1,259 @@
+"""BertGenerationEncoder and BertGenerationDecoder: BERT's transformer stack, as an encoder or as a decoder.
+
+An encoder is BERT without token types and without the pooler. A decoder is the same stack with causal
+self-attention, a cross-attention block on the encoder's output in every layer, and an LM head whose weight is the
+word-embedding matrix. Rothe, Narayan & Severyn (TACL 2020) warm-start both halves from BERT checkpoints; the state
+dict names follow transformers' BertGeneration classes so such checkpoints load unchanged.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import Attention, KVCache, ResidualOutput
+from .checkpoint import PretrainedMixin
+from .config import BertGenerationConfig
+from .outputs import BaseModelOutput, CausalLMOutput
+
+ACTIVATIONS = {
+    "gelu": nn.GELU(),                        # exact, with erf (BERT's)
+    "gelu_new": nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": nn.GELU(approximate="tanh"),
+    "relu": nn.ReLU(),
+    "silu": nn.SiLU(),
+}
+
+
+def additive_mask(attention_mask, dtype):
+    """(B, S) 1/0 keep-mask -> (B, 1, 1, S) with 0 to keep and the dtype's minimum to block; None if nothing is
+    blocked (so attention can take its fastest path)."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def causal_mask(attention_mask, query_len, past_len, batch, dtype, device):
+    """Block the future and any padding: (B or 1, 1, T, past+T). Query i sits at position past+i and may see
+    keys 0..past+i. A single new query (a generation step) may see everything cached, so only padding is blocked."""
+    padding = additive_mask(attention_mask, dtype)
+    if query_len == 1:
+        return padding
+    keys = torch.arange(past_len + query_len, device=device)
+    queries = torch.arange(past_len, past_len + query_len, device=device)
+    future = (keys[None, :] > queries[:, None]).to(dtype) * torch.finfo(dtype).min  # (T, past+T)
+    mask = future[None, None]
+    # Adding two minima would overflow to -inf; clamp keeps blocked entries finite, as transformers does.
+    return mask if padding is None else (mask + padding).clamp(min=torch.finfo(dtype).min)
+
+
+class Embeddings(nn.Module):
+    """word + learned absolute position, then LayerNorm and dropout (no token types: BertGeneration drops them)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids=None, position_ids=None, inputs_embeds=None, past_len=0):
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        if position_ids is None:
+            position_ids = torch.arange(past_len, past_len + inputs_embeds.shape[1], device=inputs_embeds.device)
+        return self.dropout(self.LayerNorm(inputs_embeds + self.position_embeddings(position_ids)))
+
+
+class FeedForwardUp(nn.Module):
+    """BERT's 'intermediate': d -> intermediate_size and the non-linearity (the way down is a ResidualOutput)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        if config.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act={config.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
+        self.act = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, x):
+        return self.act(self.dense(x))
+
+
+class Layer(nn.Module):
+    """self-attention -> [cross-attention on the encoder] -> feed-forward, each closed by residual + LayerNorm."""
+
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.attention = Attention(config)
+        if config.add_cross_attention:
+            self.crossattention = Attention(config, is_cross_attention=True)
+        self.intermediate = FeedForwardUp(config)
+        self.output = ResidualOutput(config.intermediate_size, config)
+
+    def forward(self, x, mask, encoder_states=None, encoder_mask=None, cache=None, output_attentions=False):
+        x, self_probs = self.attention(x, mask, cache=cache, layer_idx=self.layer_idx,
+                                       output_attentions=output_attentions)
+        cross_probs = None
+        if encoder_states is not None:
+            if not hasattr(self, "crossattention"):
+                raise ValueError("encoder_hidden_states were given, but this model has no cross-attention: build it "
+                                 "with is_decoder=True, add_cross_attention=True.")
+            x, cross_probs = self.crossattention(x, encoder_mask, context=encoder_states, cache=cache,
+                                                 layer_idx=self.layer_idx, output_attentions=output_attentions)
+        return self.output(self.intermediate(x), x), self_probs, cross_probs
+
+
+class LayerStack(nn.Module):
+    """The `encoder.layer.{i}` list of BERT checkpoints."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.layer = nn.ModuleList(Layer(config, i) for i in range(config.num_hidden_layers))
+
+
+class BertGenerationPreTrainedModel(PretrainedMixin, nn.Module):
+    """Weight initialisation shared by the encoder and the decoder (transformers' scheme, for new weights)."""
+
+    config_class = BertGenerationConfig
+
+    def init_weights(self):
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                nn.init.zeros_(module.weight[module.padding_idx])
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+
+class BertGenerationEncoder(BertGenerationPreTrainedModel):
+    """Embeddings + layer stack. With `config.is_decoder` the self-attention is causal (and, with
+    `add_cross_attention`, each layer also reads `encoder_hidden_states`): the body of BertGenerationDecoder."""
+
+    def __init__(self, config: BertGenerationConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = LayerStack(config)
+        self.init_weights()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
+                encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None, use_cache=None,
+                output_attentions=False, output_hidden_states=False) -> BaseModelOutput:
+        """input_ids (B, T) or inputs_embeds (B, T, d); attention_mask (B, past+T) with 1 = real token;
+        encoder_hidden_states (B, S, d) and encoder_attention_mask (B, S) for cross-attention.
+        Returns last_hidden_state (B, T, d) and, when asked, per-layer attentions and the KV cache."""
+        cfg = self.config
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        self.check_inputs(input_ids, past_key_values)
+        use_cache = cfg.is_decoder and (cfg.use_cache if use_cache is None else use_cache)
+        if use_cache and past_key_values is None:
+            past_key_values = KVCache(cfg.num_hidden_layers)
+        cache = past_key_values if use_cache else None
+        past_len = cache.get_seq_length() if cache is not None else 0
+
+        x = self.embeddings(input_ids, position_ids, inputs_embeds, past_len)  # (B, T, d)
+        B, T, _ = x.shape
+        if cfg.is_decoder:
+            mask = causal_mask(attention_mask, T, past_len, B, x.dtype, x.device)
+        else:
+            mask = additive_mask(attention_mask, x.dtype)
+        encoder_mask = additive_mask(encoder_attention_mask, x.dtype)
+
+        hidden_states = (x,) if output_hidden_states else None
+        attentions = () if output_attentions else None
+        cross_attentions = () if output_attentions and encoder_hidden_states is not None else None
+        for layer in self.encoder.layer:
+            x, self_probs, cross_probs = layer(x, mask, encoder_hidden_states, encoder_mask, cache, output_attentions)
+            if output_hidden_states:
+                hidden_states += (x,)
+            if output_attentions:
+                attentions += (self_probs,)
+                if cross_attentions is not None:
+                    cross_attentions += (cross_probs,)
+        return BaseModelOutput(x, cache, hidden_states, attentions, cross_attentions)
+
+    def check_inputs(self, input_ids, cache):
+        """Catch the two mistakes that otherwise end in an opaque IndexError deep inside an embedding."""
+        if input_ids is None:
+            return
+        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+            raise ValueError(
+                f"input_ids hold ids outside 0..{self.config.vocab_size - 1} (min {int(input_ids.min())}, max "
+                f"{int(input_ids.max())}). Was the text tokenized with this model's own vocabulary? (-100 belongs "
+                "in labels only.)")
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"The sequence needs {past + input_ids.shape[1]} positions but the model has "
+                f"{self.config.max_position_embeddings}. Truncate the input (truncation=True, max_length=...).")
+
+
+class LMHead(nn.Module):
+    """hidden -> vocabulary logits. `decoder.weight` is the word-embedding matrix when embeddings are tied;
+    `bias` and `decoder.bias` are one parameter (checkpoints store it under either name)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = self.decoder.bias
+
+    def forward(self, hidden):
+        return self.decoder(hidden)
+
+
+def next_token_loss(logits, labels):
+    """Mean cross-entropy of position t's logits against token t+1 (the shift happens here); -100 is ignored.
+    logits (B, T, V), labels (B, T)."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+
+
+class BertGenerationDecoder(BertGenerationPreTrainedModel):
+    """A BertGeneration stack with causal self-attention and an LM head on top (`bert` + `lm_head`)."""
+
+    def __init__(self, config: BertGenerationConfig):
+        super().__init__()
+        if not config.is_decoder:
+            raise ValueError("BertGenerationDecoder needs is_decoder=True (causal self-attention); "
+                             "add add_cross_attention=True to read an encoder.")
+        self.config = config
+        self.bert = BertGenerationEncoder(config)
+        self.lm_head = LMHead(config)
+        self.init_weights()
+        self.tie_weights()
+
+    def tie_weights(self):
+        if self.config.tie_word_embeddings:
+            self.lm_head.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def init_weights(self):
+        super().init_weights()
+        nn.init.zeros_(self.lm_head.bias)
+
+    def get_input_embeddings(self):
+        return self.bert.embeddings.word_embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
+                encoder_hidden_states=None, encoder_attention_mask=None, labels=None, past_key_values=None,
+                use_cache=None, output_attentions=False, output_hidden_states=False) -> CausalLMOutput:
+        """As BertGenerationEncoder.forward, plus `labels` (B, T): the next-token loss, shifted inside.
+        Returns logits (B, T, V)."""
+        if labels is not None:
+            use_cache = False  # training: nothing to keep
+        out = self.bert(input_ids, attention_mask, position_ids, inputs_embeds, encoder_hidden_states,
+                        encoder_attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states)
+        logits = self.lm_head(out.last_hidden_state)
+        loss = next_token_loss(logits, labels) if labels is not None else None
+        return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
+                              out.cross_attentions)

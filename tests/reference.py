@@ -1,0 +1,41 @@
+"""Helpers that build transformers' reference models with the same weights as ours (tests only)."""
+import torch
+import transformers
+
+import bertgen_mini as bg
+from bertgen_mini.checkpoint import load_state
+
+transformers.logging.set_verbosity_error()
+
+SMALL = dict(vocab_size=101, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+             max_position_embeddings=64)
+
+
+def hf_config(config: bg.BertGenerationConfig):
+    return transformers.BertGenerationConfig(**{k: v for k, v in config.to_dict().items() if k != "model_type"})
+
+
+def hf_twin(model, attn_implementation="eager"):
+    """transformers' version of one of our models (encoder, decoder or pair), holding the same weights."""
+    if isinstance(model, bg.EncoderDecoderModel):
+        enc, dec = hf_twin(model.encoder, attn_implementation), hf_twin(model.decoder, attn_implementation)
+        twin = transformers.EncoderDecoderModel(encoder=enc, decoder=dec)
+        twin.config.decoder_start_token_id = model.config.decoder_start_token_id
+        twin.config.pad_token_id = model.config.pad_token_id
+        twin.config.eos_token_id = model.config.eos_token_id
+    else:
+        cls = transformers.BertGenerationDecoder if model.config.is_decoder else transformers.BertGenerationEncoder
+        twin = cls._from_config(hf_config(model.config), attn_implementation=attn_implementation)
+        twin.load_state_dict(model.state_dict(), strict=False)
+    twin.train(model.training)
+    return twin
+
+
+def small_pair(seed=0, **overrides):
+    torch.manual_seed(seed)
+    enc = bg.BertGenerationEncoder(bg.BertGenerationConfig(**{**SMALL, **overrides}))
+    dec = bg.BertGenerationDecoder(bg.BertGenerationConfig(**{**SMALL, **overrides}, is_decoder=True,
+                                                           add_cross_attention=True))
+    model = bg.EncoderDecoderModel(encoder=enc, decoder=dec)
+    model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 0, 1
+    return model.eval()
