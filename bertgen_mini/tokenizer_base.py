@@ -1,0 +1,280 @@
+"""The call interface shared by both tokenizers: text in, padded id tensors out, and ids back to text.
+
+A concrete tokenizer only knows how to cut a stretch of plain text into tokens and how to map tokens to ids;
+everything a user calls (`__call__`, `encode`, `decode`, `batch_decode`, special-token ids, padding, truncation,
+`save_pretrained` / `from_pretrained`) lives here once, so `BertTokenizer` (WordPiece) and
+`BertGenerationTokenizer` (sentencepiece) behave the same way.
+
+Behaviour follows Hugging Face transformers' `PreTrainedTokenizerBase` (v5), the reference the tests compare with:
+special tokens written in the text are kept whole, special tokens missing from the vocabulary get the ids after it,
+truncation keeps room for the special tokens. Two deliberate differences: text longer than `max_length` with
+truncation off is an error (transformers only warns), and only PyTorch tensors are returned.
+"""
+import inspect
+import json
+import re
+from pathlib import Path
+
+import torch
+
+SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+CONFIG_NAME = "tokenizer_config.json"
+# transformers' clean_up_tokenization: glue punctuation and English clitics back onto the word before them
+CLEANUP_REPLACEMENTS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                        (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def clean_up_tokenization(text: str, replacements=CLEANUP_REPLACEMENTS) -> str:
+    """Remove the spaces a detokenizer leaves before punctuation: 'it ' s ok .' -> "it's ok." (str in, str out)."""
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text
+
+
+class BatchEncoding(dict):
+    """What a tokenizer call returns: `input_ids`, `attention_mask` (and `token_type_ids` for BERT), as lists
+    or as (B, T) tensors. Keys also read as attributes (`enc.input_ids`); `.to(device)` moves the tensors."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to(self, device) -> "BatchEncoding":
+        """The same encoding with every tensor on `device`."""
+        return BatchEncoding({key: value.to(device) for key, value in self.items()})
+
+
+def _special_id(name):
+    """A read-only property giving the id of the special token stored in attribute `name` (None if unset)."""
+    return property(lambda self: None if getattr(self, name) is None else self.convert_tokens_to_ids(getattr(self, name)),
+                    doc=f"id of `{name}`, or None when the tokenizer has no {name}")
+
+
+class Tokenizer:
+    """Base class. Subclasses set `vocab_file_name` and `model_input_names`, and implement `vocab_size`,
+    `_tokenize_chunk`, `_token_to_id`, `_id_to_token`, `_tokens_to_string`, `_write_model_file` and `_settings`
+    (and `build_inputs_with_special_tokens` when they add special tokens around a sequence)."""
+
+    vocab_file_name = None  # the file a saved tokenizer keeps its vocabulary in, e.g. "vocab.txt"
+    model_input_names = ("input_ids", "attention_mask")
+
+    bos_token_id, eos_token_id, unk_token_id = _special_id("bos_token"), _special_id("eos_token"), _special_id("unk_token")
+    sep_token_id, pad_token_id = _special_id("sep_token"), _special_id("pad_token")
+    cls_token_id, mask_token_id = _special_id("cls_token"), _special_id("mask_token")
+
+    def __init__(self, model_max_length=None, clean_up_tokenization_spaces=False, **special_tokens):
+        """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str or None); call it after
+        the subclass has loaded its vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
+        self.model_max_length = model_max_length  # used when truncation/padding to max length is asked without max_length
+        self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        self._added_tokens = {}  # token -> id, for special tokens the vocabulary lacks
+        for name in SPECIAL_TOKEN_NAMES:
+            token = special_tokens.pop(name, None)
+            setattr(self, name, token)
+            if token is not None and token not in self._added_tokens and not self._in_vocab(token):
+                self._added_tokens[token] = self.vocab_size + len(self._added_tokens)
+        if special_tokens:
+            raise TypeError(f"unknown special token names {sorted(special_tokens)}; known: {SPECIAL_TOKEN_NAMES}")
+        self._added_ids = {i: token for token, i in self._added_tokens.items()}
+        self.all_special_tokens = list(dict.fromkeys(t for t in map(self.__dict__.get, SPECIAL_TOKEN_NAMES) if t))
+        self.all_special_ids = [self.convert_tokens_to_ids(token) for token in self.all_special_tokens]
+        # longest first, so that a special token containing another one wins
+        alternatives = "|".join(map(re.escape, sorted(self.all_special_tokens, key=len, reverse=True)))
+        self._special_split = re.compile(f"({alternatives})") if alternatives else None
+
+    def _in_vocab(self, token):
+        return self._id_to_token(self._token_to_id(token)) == token
+
+    # ---- vocabulary ------------------------------------------------------------------------------------------
+
+    def __len__(self):
+        """Size of the vocabulary plus the special tokens appended after it."""
+        return self.vocab_size + len(self._added_tokens)
+
+    def get_vocab(self) -> dict:
+        """Every token and its id, appended special tokens included."""
+        return {**{self._id_to_token(i): i for i in range(self.vocab_size)}, **self._added_tokens}
+
+    def convert_tokens_to_ids(self, tokens):
+        """A token (str -> int) or a list of tokens (-> list of int); tokens outside the vocabulary map to unk."""
+        if isinstance(tokens, str):
+            return self._added_tokens[tokens] if tokens in self._added_tokens else self._token_to_id(tokens)
+        return [self.convert_tokens_to_ids(token) for token in tokens]
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens=False):
+        """An id (int -> str) or a sequence of ids (list, 1-D tensor -> list of str)."""
+        if isinstance(ids, int):
+            return self.convert_ids_to_tokens([ids])[0]
+        ids = _as_id_list(ids)
+        if ids and (min(ids) < 0 or max(ids) >= len(self)):
+            bad = next(i for i in ids if not 0 <= i < len(self))
+            raise ValueError(f"token id {bad} is outside the vocabulary (ids 0..{len(self) - 1}). Were these ids "
+                             "made by another tokenizer, or by a model with a larger vocabulary?")
+        skip = set(self.all_special_ids) if skip_special_tokens else ()
+        return [self._added_ids[i] if i in self._added_ids else self._id_to_token(i) for i in ids if i not in skip]
+
+    # ---- text -> ids -----------------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list:
+        """Cut `text` into tokens (strings); special tokens written in the text stay whole. Adds no special tokens."""
+        chunks = self._special_split.split(text) if self._special_split else [text]
+        tokens = []
+        for i, chunk in enumerate(chunks):  # re.split with a group alternates plain text and special tokens
+            if i % 2:
+                tokens.append(chunk)
+            elif chunk:
+                tokens += self._tokenize_chunk(chunk)
+        return tokens
+
+    def build_inputs_with_special_tokens(self, ids: list) -> list:
+        """The ids of one sequence with the tokenizer's special tokens around it (none by default)."""
+        return list(ids)
+
+    def encode(self, text: str, add_special_tokens=True, truncation=False, max_length=None) -> list:
+        """The ids of one text (list of int), optionally truncated to `max_length` including special tokens."""
+        return self(text, add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length)["input_ids"]
+
+    def __call__(self, text, add_special_tokens=True, padding=False, truncation=False, max_length=None,
+                 return_tensors=None, return_token_type_ids=None) -> BatchEncoding:
+        """Encode one text (str) or a batch (list of str).
+
+        padding: False, True / "longest" (to the longest in the batch) or "max_length".
+        truncation: True cuts each sequence to `max_length` (default: `model_max_length`) including special tokens.
+        return_tensors: None for lists (one list per text), "pt" for (B, T) long tensors (B = 1 for a single text).
+        Returns a BatchEncoding with `input_ids`, `attention_mask` (1 = real token, 0 = padding) and, where the
+        tokenizer's `model_input_names` lists them and `return_token_type_ids` is not False, `token_type_ids` (zeros).
+        """
+        is_batch = isinstance(text, (list, tuple))
+        texts = list(text) if is_batch else [text]
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"a tokenizer takes a str or a list of str, got {type(t).__name__}: {t!r:.80}")
+        if return_tensors not in (None, "pt"):
+            raise ValueError(f"return_tensors={return_tensors!r}: only None (lists) and 'pt' (PyTorch) are supported")
+        if truncation not in (True, False):
+            raise ValueError(f"truncation={truncation!r}: pass True or False")
+        if truncation and max_length is None:
+            max_length = self._model_max_length_for("truncation=True")
+        ids = [self._encode_one(t, add_special_tokens, truncation, max_length) for t in texts]
+        ids = self._pad(ids, padding, max_length)
+        columns = {"input_ids": ids}
+        if "token_type_ids" in self.model_input_names and return_token_type_ids is not False:
+            columns["token_type_ids"] = [[0] * len(row) for row in ids]
+        columns["attention_mask"] = [[int(i is not None) for i in row] for row in ids]
+        columns["input_ids"] = [[self.pad_token_id if i is None else i for i in row] for row in ids]
+        if return_tensors == "pt":
+            if len({len(row) for row in ids}) > 1:
+                raise ValueError("return_tensors='pt' needs sequences of one length, got lengths "
+                                 f"{sorted({len(row) for row in ids})}: pass padding=True")
+            return BatchEncoding({k: torch.tensor(v, dtype=torch.long).view(len(v), -1) for k, v in columns.items()})
+        return BatchEncoding({k: v if is_batch else v[0] for k, v in columns.items()})
+
+    def _encode_one(self, text, add_special_tokens, truncation, max_length):
+        ids = self.convert_tokens_to_ids(self.tokenize(text))
+        n_special = len(self.build_inputs_with_special_tokens([])) if add_special_tokens else 0
+        if max_length is not None and len(ids) + n_special > max_length:
+            if not truncation:
+                raise ValueError(f"this text is {len(ids) + n_special} tokens long but max_length={max_length} "
+                                 f"(text starts {text[:60]!r}). Pass truncation=True to cut it to {max_length} "
+                                 "tokens, or raise max_length.")
+            if max_length < n_special:
+                raise ValueError(f"max_length={max_length} leaves no room for the {n_special} special tokens")
+            ids = ids[:max_length - n_special]
+        return self.build_inputs_with_special_tokens(ids) if add_special_tokens else ids
+
+    def _pad(self, ids, padding, max_length):
+        """Right-pad each row with None (turned into pad ids and 0s in the attention mask by the caller)."""
+        if padding in (False, None, "do_not_pad"):
+            return ids
+        if padding in (True, "longest"):
+            length = max(map(len, ids), default=0)
+        elif padding == "max_length":
+            length = max_length if max_length is not None else self._model_max_length_for("padding='max_length'")
+        else:
+            raise ValueError(f"padding={padding!r}: pass False, True / 'longest', or 'max_length'")
+        if self.pad_token_id is None:
+            raise ValueError("padding needs a pad token, and this tokenizer has none: pass pad_token=... when loading")
+        return [row + [None] * (length - len(row)) for row in ids]
+
+    def _model_max_length_for(self, what):
+        if self.model_max_length is None:
+            raise ValueError(f"{what} needs a length: pass max_length=... (this tokenizer has no model_max_length)")
+        return self.model_max_length
+
+    # ---- ids -> text -----------------------------------------------------------------------------------------
+
+    def decode(self, ids, skip_special_tokens=False, clean_up_tokenization_spaces=None) -> str:
+        """Text of one sequence of ids (list of int, or a 1-D tensor); `skip_special_tokens` drops pad, cls, ..."""
+        text = self._tokens_to_string(self.convert_ids_to_tokens(_as_id_list(ids), skip_special_tokens))
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        return clean_up_tokenization(text) if clean_up_tokenization_spaces else text
+
+    def batch_decode(self, sequences, skip_special_tokens=False, clean_up_tokenization_spaces=None) -> list:
+        """`decode` for each row of a (B, T) tensor or a list of id lists -> list of B strings."""
+        if isinstance(sequences, torch.Tensor):
+            sequences = sequences.tolist()
+        return [self.decode(ids, skip_special_tokens, clean_up_tokenization_spaces) for ids in sequences]
+
+    # ---- saving and loading ----------------------------------------------------------------------------------
+
+    def save_vocabulary(self, save_directory, filename_prefix=None) -> tuple:
+        """Write the vocabulary file (`vocab_file_name`, with an optional `prefix-`) into an existing directory."""
+        save_directory = Path(save_directory)
+        if not save_directory.is_dir():
+            raise NotADirectoryError(f"save_vocabulary needs an existing directory, got {save_directory}")
+        path = save_directory / ((filename_prefix + "-" if filename_prefix else "") + self.vocab_file_name)
+        self._write_model_file(path)
+        return (str(path),)
+
+    def save_pretrained(self, save_directory) -> tuple:
+        """Write the vocabulary file and tokenizer_config.json (the settings; transformers reads it too)."""
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        config = {"tokenizer_class": type(self).__name__, **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES
+                                                             if getattr(self, name) is not None}}
+        config.update(self._settings(), clean_up_tokenization_spaces=self.clean_up_tokenization_spaces)
+        if self.model_max_length is not None:
+            config["model_max_length"] = self.model_max_length
+        config_path = save_directory / CONFIG_NAME
+        config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return self.save_vocabulary(save_directory) + (str(config_path),)
+
+    @classmethod
+    def from_pretrained(cls, path, **overrides):
+        """Load from a directory holding the vocabulary file and, optionally, tokenizer_config.json (whose settings
+        are used unless overridden by keyword); a path to the vocabulary file itself also works."""
+        path = Path(path)
+        settings = {}
+        if (path / CONFIG_NAME).is_file():
+            known = inspect.signature(cls.__init__).parameters
+            saved = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+            settings = {k: v for k, v in saved.items() if k in known and k != "self"}
+        return cls(path, **{**settings, **overrides})
+
+    @classmethod
+    def _model_file(cls, path) -> Path:
+        """The vocabulary file: `path` itself, or `vocab_file_name` inside a directory; a clear error if missing."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / cls.vocab_file_name
+        if not path.is_file():
+            raise FileNotFoundError(f"{cls.__name__} needs a {cls.vocab_file_name} file, and {path} does not exist. "
+                                    f"Pass the file or the directory holding it.")
+        return path
+
+
+def _as_id_list(ids) -> list:
+    """A 1-D sequence of token ids as a list of int; rejects batches with a pointer to batch_decode."""
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() > 1:
+            raise ValueError(f"decode takes one sequence, got a tensor of shape {tuple(ids.shape)}: use batch_decode")
+        ids = ids.tolist()
+    if isinstance(ids, int):
+        return [ids]
+    try:
+        return list(map(int, ids))
+    except TypeError:
+        raise ValueError(f"expected one sequence of token ids, got {str(ids):.80}; for a batch use batch_decode") from None
