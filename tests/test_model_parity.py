@@ -1,0 +1,111 @@
+"""With identical weights, bertgen_mini and transformers compute the same numbers (fp32, tolerance 1e-5)."""
+import pytest
+import torch
+import transformers
+
+import bertgen_mini as bg
+from reference import SMALL, hf_twin, small_pair
+
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def batch(vocab=101, src=9, tgt=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, vocab, (3, src), generator=g)
+    mask = torch.ones_like(ids)
+    ids[1, 6:], mask[1, 6:] = 0, 0  # one padded source
+    labels = torch.randint(3, vocab, (3, tgt), generator=g)
+    labels[2, 4:] = -100  # one padded target
+    return ids, mask, labels
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_encoder_hidden_states_match(attn):
+    torch.manual_seed(0)
+    ours = bg.BertGenerationEncoder(bg.BertGenerationConfig(**SMALL)).eval()
+    ref = hf_twin(ours, attn)
+    ids, mask, _ = batch()
+    torch.testing.assert_close(ours(ids, mask).last_hidden_state, ref(ids, attention_mask=mask).last_hidden_state, **TOL)
+
+
+def test_decoder_alone_logits_and_shifted_loss_match():
+    torch.manual_seed(0)
+    ours = bg.BertGenerationDecoder(bg.BertGenerationConfig(**SMALL, is_decoder=True)).eval()
+    ref = hf_twin(ours)
+    ids, mask, _ = batch()
+    a, b = ours(ids, mask, labels=ids), ref(ids, attention_mask=mask, labels=ids)
+    torch.testing.assert_close(a.logits, b.logits, **TOL)
+    torch.testing.assert_close(a.loss, b.loss, **TOL)
+
+
+def test_bert2bert_loss_logits_and_all_attentions_match():
+    model = small_pair()
+    ref = hf_twin(model)
+    ids, mask, labels = batch()
+    a = model(input_ids=ids, attention_mask=mask, labels=labels, output_attentions=True)
+    b = ref(input_ids=ids, attention_mask=mask, labels=labels, output_attentions=True)
+    torch.testing.assert_close(a.logits, b.logits, **TOL)
+    torch.testing.assert_close(a.loss, b.loss, **TOL)
+    for name in ("encoder_attentions", "decoder_attentions", "cross_attentions"):
+        for x, y in zip(getattr(a, name), getattr(b, name), strict=True):
+            torch.testing.assert_close(x, y, **TOL)
+
+
+def test_bert2bert_gradients_match():
+    model = small_pair()
+    ref = hf_twin(model)
+    ids, mask, labels = batch()
+    model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    ref(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    ref_grads = dict(ref.named_parameters())
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, ref_grads[name].grad, **TOL, msg=name)
+
+
+def test_minilm_bert2bert_matches_transformers(minilm_dir):
+    kw = dict(encoder_bos_token_id=101, encoder_eos_token_id=102, decoder_bos_token_id=101, decoder_eos_token_id=102)
+    model = bg.EncoderDecoderModel.from_encoder_decoder_pretrained(minilm_dir, minilm_dir, verbose=False, **kw)
+    model.config.decoder_start_token_id, model.config.pad_token_id = 101, 0
+    # The seed's example: BertGeneration halves (not AutoModel's BertModel, which adds token-type embeddings).
+    eager = dict(attn_implementation="eager")  # so it can return attention probabilities
+    ref_enc = transformers.BertGenerationEncoder.from_pretrained(str(minilm_dir), bos_token_id=101, eos_token_id=102, **eager)
+    ref_dec = transformers.BertGenerationDecoder.from_pretrained(
+        str(minilm_dir), add_cross_attention=True, is_decoder=True, bos_token_id=101, eos_token_id=102, **eager)
+    ref = transformers.EncoderDecoderModel(encoder=ref_enc, decoder=ref_dec)
+    ref.config.decoder_start_token_id, ref.config.pad_token_id = 101, 0
+    # transformers initialises the new cross-attention randomly: give both sides the same new weights.
+    ref.load_state_dict(model.state_dict(), strict=False)
+    model.eval(), ref.eval()
+    ids, mask, labels = batch(vocab=30522, src=12, tgt=7)
+    a = model(input_ids=ids, attention_mask=mask, labels=labels, output_attentions=True)
+    b = ref(input_ids=ids, attention_mask=mask, labels=labels, output_attentions=True)
+    torch.testing.assert_close(a.encoder_last_hidden_state, b.encoder_last_hidden_state, **TOL)
+    torch.testing.assert_close(a.logits, b.logits, **TOL)
+    torch.testing.assert_close(a.loss, b.loss, **TOL)
+    torch.testing.assert_close(a.cross_attentions[-1], b.cross_attentions[-1], **TOL)
+
+
+def test_warm_start_copies_bert_weights_exactly(minilm_dir):
+    ref = transformers.BertModel.from_pretrained(str(minilm_dir))
+    ours = bg.BertGenerationEncoder.from_pretrained(minilm_dir, verbose=False)
+    for name, p in ours.named_parameters():
+        assert torch.equal(p, ref.state_dict()[name]), name
+
+
+def test_shared_model_uses_one_set_of_weights_except_cross_attention():
+    enc = bg.BertGenerationEncoder(bg.BertGenerationConfig(**SMALL))
+    dec = bg.BertGenerationDecoder(bg.BertGenerationConfig(**SMALL, is_decoder=True, add_cross_attention=True))
+    shared = bg.EncoderDecoderModel(encoder=enc, decoder=dec, tie_encoder_decoder=True)
+    separate = small_pair()
+    n_shared = sum(p.numel() for p in shared.parameters())
+    n_cross = sum(p.numel() for n, p in shared.named_parameters() if "crossattention" in n)
+    n_lm_bias = SMALL["vocab_size"]
+    assert n_shared == sum(p.numel() for p in separate.encoder.parameters()) + n_cross + n_lm_bias
+    assert shared.decoder.bert.encoder.layer[0].attention is shared.encoder.encoder.layer[0].attention
+    assert shared.decoder.lm_head.decoder.weight is shared.encoder.embeddings.word_embeddings.weight
+
+
+def test_shift_tokens_right_matches_transformers():
+    from transformers.models.encoder_decoder.modeling_encoder_decoder import shift_tokens_right as ref_shift
+    labels = torch.tensor([[5, 6, 7, -100], [8, -100, -100, -100]])
+    torch.testing.assert_close(bg.shift_tokens_right(labels, 0, 101), ref_shift(labels, 0, 101))
