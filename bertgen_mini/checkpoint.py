@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .files import atomic_write
+from .files import atomic_write, checkpoint_dir
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -23,10 +23,7 @@ CONFIG_NAME = "config.json"
 
 def read_state_dict(directory) -> dict:
     """Tensors of the checkpoint in `directory`, by name. Clear errors for a missing or damaged folder."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a folder. Pass the checkpoint folder that holds "
-                                f"{CONFIG_NAME} and {WEIGHTS_NAME}.")
+    directory = checkpoint_dir(directory)
     safetensors_file, bin_file = directory / WEIGHTS_NAME, directory / "pytorch_model.bin"
     if safetensors_file.is_file():
         try:

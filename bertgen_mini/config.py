@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import atomic_write_text
+from .files import atomic_write_text, checkpoint_dir
 
 
 @dataclass
@@ -91,5 +91,5 @@ class BertGenerationConfig:
 
     @classmethod
     def from_pretrained(cls, directory, **overrides) -> "BertGenerationConfig":
-        return cls.from_json_file(Path(directory) / "config.json", **overrides)
+        return cls.from_json_file(checkpoint_dir(directory) / "config.json", **overrides)
 

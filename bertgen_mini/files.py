@@ -23,3 +23,12 @@ def atomic_write(path, write_fn) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def checkpoint_dir(directory) -> Path:
+    """`directory` as a Path, or a clear error when it is not a folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a folder. Pass the checkpoint folder that holds config.json "
+                                "and model.safetensors (e.g. bertgen_mini.default_bert_dir()).")
+    return directory
