@@ -19,7 +19,6 @@ refusing such models so that ids stay interchangeable with transformers and publ
 embedding with `len(tokenizer)`, not `vocab_size`, in that case.
 """
 import io
-import os
 
 import sentencepiece as spm
 
@@ -49,7 +48,8 @@ class BertGenerationTokenizer(Tokenizer):
         model = io.BytesIO()
         settings = dict(vocab_size=vocab_size, model_type=model_type, pad_id=0, eos_id=1, bos_id=2, unk_id=3,
                         pad_piece="<pad>", eos_piece="</s>", bos_piece="<s>", unk_piece="<unk>",
-                        user_defined_symbols=[sep_token], num_threads=min(2, os.cpu_count() or 1), minloglevel=2)
+                        user_defined_symbols=[sep_token], minloglevel=2,
+                        num_threads=1)  # deterministic, and threads slow it down badly on a busy machine
         try:
             spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=model, **{**settings, **options})
         except RuntimeError as err:

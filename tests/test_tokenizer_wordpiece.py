@@ -1,0 +1,115 @@
+"""BertTokenizer (pure-Python WordPiece) gives exactly the ids and text of transformers' Rust-backed BertTokenizer."""
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from bertgen_mini.tokenizer_wordpiece import BertTokenizer
+
+HARD_CASES = [
+    "", "   ", "\t\n\r", "Hello, World!", "I don't know , it 's ok .", "naïve café résumé Ünïcode",
+    "a\u0300 e\u0301 o\u0308", "\u0301\u0301 lonely marks", "ΣΊΣΥΦΟΣ and Σ", "İstanbul ß ﬁ ligature",
+    "日本語のテキスト 中文字符 한국어", "emoji 😀👍🏽 👨‍👩‍👧 flags 🇫🇷", "שלום עולם مرحبا بالعالم", "\u202eevil rtl\u202c",
+    "zero\u200bwidth no\u00a0break\u2028line\u2029para\u3000ideo", "NUL\x00 bell\x07 del\x7f fffd\ufffd",
+    "hello [SEP] world [MASK]x [cls] [PAD]", "x" * 101, "y" * 100, "$5.00 + 3^2 = 14 ~ @home #tag",
+    "«quotes» „German“ 「Japanese」 — dash … ellipsis", "private\ue000use", "𝔣𝔯𝔞𝔨𝔱𝔲𝔯 ℌ ①②", "A\u030a vs Å",
+]
+
+
+@pytest.fixture(scope="session")
+def ours(minilm_dir):
+    return BertTokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def reference(minilm_dir):
+    transformers = pytest.importorskip("transformers")
+    return transformers.BertTokenizer.from_pretrained(str(minilm_dir))
+
+
+@pytest.fixture(scope="session")
+def texts_and_reference_ids(reference, wikisplit_rows):
+    """Both columns of both WikiSplit files (20,000 texts) and transformers' ids for them."""
+    texts = [text for row in wikisplit_rows for text in row]
+    return texts, reference(texts)["input_ids"]
+
+
+def test_ids_match_transformers_on_every_wikisplit_sentence(ours, texts_and_reference_ids):
+    texts, expected = texts_and_reference_ids
+    mismatches = [(t, ours.tokenize(t)) for t, ids in zip(texts, expected) if ours.encode(t) != ids]
+    assert not mismatches, f"{len(mismatches)} of {len(texts)} differ, first: {mismatches[0]}"
+
+
+def test_decode_matches_transformers_on_every_wikisplit_sentence(ours, reference, texts_and_reference_ids):
+    _, all_ids = texts_and_reference_ids
+    for skip in (False, True):
+        expected = reference.batch_decode(all_ids, skip_special_tokens=skip)
+        assert ours.batch_decode(all_ids, skip_special_tokens=skip) == expected
+
+
+@pytest.mark.parametrize("text", HARD_CASES)
+def test_hard_unicode_cases_match_transformers(ours, reference, text):
+    ids = reference(text)["input_ids"]
+    assert ours.encode(text) == ids, (ours.tokenize(text), reference.convert_ids_to_tokens(ids))
+    assert ours.decode(ids) == reference.decode(ids)
+    assert ours.decode(ids, skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True)
+
+
+def test_decode_of_odd_piece_orders_matches_transformers(ours, reference):
+    tokens = ["##s", "hello", "##s", ".", "##.", ",", "?", "!", "'", "s", "[UNK]", "do", "n", "'", "t"]
+    ids = reference.convert_tokens_to_ids(tokens)
+    assert ours.convert_tokens_to_ids(tokens) == ids
+    assert ours.decode(ids) == reference.decode(ids)
+    assert ours.decode(ids, clean_up_tokenization_spaces=True) == reference.decode(ids, clean_up_tokenization_spaces=True)
+
+
+def test_special_token_attributes_match_transformers(ours, reference):
+    for name in ("pad_token_id", "cls_token_id", "sep_token_id", "unk_token_id", "mask_token_id", "vocab_size"):
+        assert getattr(ours, name) == getattr(reference, name), name
+    assert len(ours) == len(reference) and ours.model_max_length == reference.model_max_length == 512
+
+
+def test_wordpiece_is_greedy_longest_match_first(ours):
+    # "##ffa" is taken before "##ff" because it is longer, even though "##able" would then have matched
+    assert ours.tokenize("unaffable tokenization") == ["una", "##ffa", "##ble", "token", "##ization"]
+    assert ours.tokenize("z" * 101) == ["[UNK]"]
+
+
+def test_never_split_keeps_a_word_out_of_the_basic_pass(minilm_dir):
+    tokenizer = BertTokenizer(minilm_dir / "vocab.txt", never_split=["[unused0]"])
+    assert tokenizer.tokenize("a [unused0] b") == ["a", "[unused0]", "b"]
+    assert BertTokenizer(minilm_dir).tokenize("a [unused0] b") == ["a", "[", "unused", "##0", "]", "b"]
+
+
+def test_cased_settings_match_transformers(minilm_dir):
+    transformers = pytest.importorskip("transformers")
+    text = "Café ÉCOLE Straße naïve 中文"
+    for settings_ in ({"do_lower_case": False}, {"strip_accents": False}, {"tokenize_chinese_chars": False}):
+        reference = transformers.BertTokenizer(str(minilm_dir / "vocab.txt"), **settings_)
+        assert BertTokenizer(minilm_dir, **settings_).encode(text) == reference(text)["input_ids"], settings_
+
+
+def test_save_and_load_round_trip(ours, tmp_path):
+    ours.save_pretrained(tmp_path)
+    again = BertTokenizer.from_pretrained(tmp_path)
+    assert again.get_vocab() == ours.get_vocab() and again.model_max_length == 512
+    assert again.encode("Round trip, naïvely.") == ours.encode("Round trip, naïvely.")
+
+
+def test_vocab_without_unk_says_so(tmp_path):
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[CLS]\n[SEP]\nhello\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"no '\[UNK\]' line"):
+        BertTokenizer(tmp_path / "vocab.txt")
+
+
+def test_missing_or_binary_vocab_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="needs a vocab.txt"):
+        BertTokenizer(tmp_path)
+    (tmp_path / "vocab.txt").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="not a UTF-8 vocab.txt"):
+        BertTokenizer(tmp_path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=40))
+def test_random_unicode_never_crashes_and_decode_encode_is_stable(ours, text):
+    once = ours.decode(ours.encode(text), skip_special_tokens=True)
+    assert ours.decode(ours.encode(once), skip_special_tokens=True) == once
