@@ -1,0 +1,84 @@
+"""Tokenizer benchmark: bertgen_mini against transformers on every sentence of WikiSplit tune + validation.
+
+Both columns of both files (20,000 texts). WordPiece: our pure-Python BertTokenizer with an empty word cache
+(first pass) and a full one (second pass), against transformers' BertTokenizer (Rust `tokenizers` behind a Python
+call) and the bare Rust `encode_batch`. Sentencepiece: a 2,000-piece model trained on tune.tsv, our
+BertGenerationTokenizer against transformers' (both call the same C++ sentencepiece). Also decoding.
+
+    python bench/tokenize.py            # ROUNDS=2: each time is the best of 2
+
+Prints one line per measurement and the ratios (ours / theirs: above 1 means we are slower).
+"""
+import os
+import sys
+
+# This file's name hides the standard library's `tokenize` (which `inspect`, hence torch, imports): take this
+# folder off the import path before anything else is imported. `python -m bench.tokenize` needs no such care.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import transformers  # noqa: E402
+
+from bertgen_mini import default_bert_dir  # noqa: E402
+from bertgen_mini.data import load_wikisplit  # noqa: E402
+from bertgen_mini.tokenizer_sentencepiece import BertGenerationTokenizer  # noqa: E402
+from bertgen_mini.tokenizer_wordpiece import BertTokenizer  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", 2))
+SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+if "BERTGEN_DATA" not in os.environ and os.path.isdir(SHARED_DATA):  # as tests/conftest.py does
+    os.environ["BERTGEN_DATA"] = SHARED_DATA
+
+
+def best_time(fn, rounds=ROUNDS):
+    """Fastest wall time of `rounds` calls of fn(), in seconds."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def report(name, ours, theirs, their_name):
+    print(f"{name:<34} ours {ours:6.2f} s   {their_name} {theirs:6.2f} s   ratio {ours / theirs:5.1f}x")
+
+
+def main():
+    transformers.logging.set_verbosity_error()
+    pairs = load_wikisplit("tune") + load_wikisplit("validation")
+    texts = [text for pair in pairs for text in pair]
+    print(f"{len(texts)} texts, {sum(map(len, texts)) / 1e6:.1f} M characters, best of {ROUNDS}")
+
+    bert_dir = default_bert_dir()
+    theirs = transformers.BertTokenizer.from_pretrained(str(bert_dir))
+    ours_cold = best_time(lambda: BertTokenizer.from_pretrained(bert_dir)(texts))  # a fresh word cache each time
+    ours = BertTokenizer.from_pretrained(bert_dir)
+    ours(texts)
+    assert ours(texts)["input_ids"] == theirs(texts)["input_ids"], "WordPiece ids differ from transformers"
+    their_call, rust = best_time(lambda: theirs(texts)), best_time(lambda: theirs._tokenizer.encode_batch(texts))
+    report("WordPiece encode, cold cache", ours_cold, their_call, "transformers")
+    report("WordPiece encode, warm cache", best_time(lambda: ours(texts)), their_call, "transformers")
+    report("WordPiece encode, cold vs bare Rust", ours_cold, rust, "Rust encode_batch")
+    ids = theirs(texts)["input_ids"]
+    report("WordPiece decode", best_time(lambda: ours.batch_decode(ids)), best_time(lambda: theirs.batch_decode(ids)),
+           "transformers")
+
+    with tempfile.TemporaryDirectory() as folder:
+        tune = [text for pair in load_wikisplit("tune") for text in pair]
+        start = time.perf_counter()
+        BertGenerationTokenizer.train(tune, vocab_size=2000).save_pretrained(folder)
+        print(f"sentencepiece training on tune.tsv (vocab 2000): {time.perf_counter() - start:.2f} s")
+        ours_sp = BertGenerationTokenizer.from_pretrained(folder)
+        theirs_sp = transformers.BertGenerationTokenizer.from_pretrained(folder)
+    assert ours_sp(texts)["input_ids"] == theirs_sp(texts)["input_ids"], "sentencepiece ids differ from transformers"
+    report("sentencepiece encode", best_time(lambda: ours_sp(texts)), best_time(lambda: theirs_sp(texts)), "transformers")
+    ids = theirs_sp(texts)["input_ids"]
+    report("sentencepiece decode", best_time(lambda: ours_sp.batch_decode(ids)),
+           best_time(lambda: theirs_sp.batch_decode(ids)), "transformers")
+
+
+if __name__ == "__main__":
+    main()
