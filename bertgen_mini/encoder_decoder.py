@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .checkpoint import CONFIG_NAME, load_state, read_state_dict, save_checkpoint, unique_state_dict
 from .config import BertGenerationConfig
+from .generation import generate_seq2seq
 from .model import BertGenerationDecoder, BertGenerationEncoder
 from .outputs import Seq2SeqLMOutput
 
@@ -143,6 +144,11 @@ class EncoderDecoderModel(nn.Module):
                                decoder_outputs.hidden_states, decoder_outputs.attentions,
                                decoder_outputs.cross_attentions, encoder_outputs.last_hidden_state,
                                encoder_outputs.hidden_states, encoder_outputs.attentions)
+
+    def generate(self, input_ids, attention_mask=None, **settings):
+        """(B, S) source ids -> (B * num_return_sequences, L) target ids, start token first. Greedy by default;
+        num_beams, do_sample, max_new_tokens, ...: see bertgen_mini.generation.generate_seq2seq."""
+        return generate_seq2seq(self, input_ids, attention_mask, **settings)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     @classmethod

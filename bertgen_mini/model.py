@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from .attention import Attention, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .config import BertGenerationConfig
+from .generation import generate_decoder
 from .outputs import BaseModelOutput, CausalLMOutput
 
 ACTIVATIONS = {
@@ -257,3 +258,8 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
         loss = next_token_loss(logits, labels) if labels is not None else None
         return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
                               out.cross_attentions)
+
+    def generate(self, input_ids=None, attention_mask=None, **settings):
+        """Continue the (B, T) prompt (or start from the decoder start token); pass encoder_hidden_states (B, S, d)
+        to read a source. Returns (B * num_return_sequences, T + new) ids: see bertgen_mini.generation."""
+        return generate_decoder(self, input_ids, attention_mask, **settings)
