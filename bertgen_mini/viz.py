@@ -177,6 +177,7 @@ def plot_attention_summary(captures, kind: str = "cross", save=None):
     if isinstance(captures, AttentionCapture):
         captures = {"": captures}
     fig, (ax_ent, ax_mono) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    ceiling = 0.0
     for i, (name, capture) in enumerate(captures.items()):
         stats, colour = attention_stats(capture, kind), f"C{i}"
         layers = np.arange(capture.num_layers)
@@ -185,7 +186,8 @@ def plot_attention_summary(captures, kind: str = "cross", save=None):
             ax.scatter(np.repeat(layers, values.shape[1]), values.ravel(), s=12, alpha=0.45, color=colour)
             ax.plot(layers, values.mean(1), "-o", color=colour, label=name or None)
         ax_ent.axhline(stats["uniform_entropy"], color=colour, ls="--", lw=1)
-    ax_ent.set_ylim(bottom=0)
+        ceiling = max(ceiling, stats["uniform_entropy"])
+    ax_ent.set_ylim(0, ceiling * 1.08)
     ax_ent.set(xlabel="layer", ylabel="entropy of a row (bits)",
                title="sharpness (dashed: an even spread over every key)")
     ax_mono.set(xlabel="layer", ylabel="Spearman ρ (step, most-attended key)", ylim=(-1.05, 1.05),
