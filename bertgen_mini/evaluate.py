@@ -1,0 +1,96 @@
+"""Scoring a sentence-splitting (or fusing) model: generate for a WikiSplit split, then exact match, SARI and BLEU.
+
+    python -m bertgen_mini.evaluate --model-dir runs/bert2bert --split validation --rows 100
+
+writes predictions.jsonl (source, prediction, reference a line) and metrics.json next to the model (or into
+--output-dir). Scores are computed on text that went through the tokenizer and back (for the uncased MiniLM:
+lower-cased, `<::::>` spaced as `< : : : : >`, spaces kept around punctuation as WikiSplit has them) for predictions, references and sources alike, so a model is not
+punished for what its vocabulary cannot write. References: metrics.py (SARI as Google's sari_hook.py, sacrebleu
+BLEU); Rothe, Narayan & Severyn (TACL 2020) for the WikiSplit evaluation.
+"""
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from .data import load_wikisplit
+from .files import atomic_write_text
+from .metrics import score_all
+
+
+def round_trip(texts, tokenizer) -> list[str]:
+    """Each text as the tokenizer can write it: encoded without specials, decoded, whitespace normalised."""
+    return [" ".join(tokenizer.decode(tokenizer.encode(t, add_special_tokens=False),
+                                      clean_up_tokenization_spaces=False).split()) for t in texts]
+
+
+@torch.no_grad()
+def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int = 64, max_new_tokens: int = 64,
+            num_beams: int = 1) -> list[str]:
+    """Generated text for each source string (greedy, or beam search with num_beams > 1), in input order."""
+    was_training = model.training
+    model.eval()
+    predictions = []
+    for start in range(0, len(sources), batch_size):
+        enc = tokenizer(list(sources[start:start + batch_size]), padding=True, truncation=True,
+                        max_length=max_source_len, return_tensors="pt").to(model.device)
+        out = model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
+                             num_beams=num_beams)  # (B, 1 + new), the start token first
+        # No clean-up: WikiSplit text keeps spaces around punctuation, and SARI counts whitespace tokens.
+        texts = tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        predictions += [" ".join(t.split()) for t in texts]
+    model.train(was_training)
+    return predictions
+
+
+def evaluate(model, tokenizer, pairs, batch_size: int = 32, max_source_len: int = 64, max_new_tokens: int = 64,
+             num_beams: int = 1) -> tuple[dict, list[dict]]:
+    """Scores of `model` on `pairs` (Pair(source, target) from data.load_wikisplit) and the rows behind them.
+    Returns ({"exact", "sari", "bleu", "bleu_copy"}, [{"source", "prediction", "reference"}, ...]).
+    bleu_copy scores the source itself as the prediction: the bar a splitting model must clear."""
+    sources = round_trip([p.source for p in pairs], tokenizer)
+    references = round_trip([p.target for p in pairs], tokenizer)
+    predictions = predict(model, tokenizer, [p.source for p in pairs], batch_size, max_source_len, max_new_tokens,
+                          num_beams)
+    scores = score_all(sources, predictions, references)
+    scores["bleu_copy"] = score_all(sources, sources, references)["bleu"]
+    rows = [{"source": s, "prediction": p, "reference": r} for s, p, r in zip(sources, predictions, references)]
+    return scores, rows
+
+
+def main(argv=None):
+    from .encoder_decoder import EncoderDecoderModel
+    from .tokenizer_wordpiece import BertTokenizer
+    from .train import pick_device
+
+    parser = argparse.ArgumentParser(description="Score a saved model on a WikiSplit split.")
+    parser.add_argument("--model-dir", required=True, help="folder written by save_pretrained (with vocab.txt)")
+    parser.add_argument("--split", default="validation", help="tune, validation or test")
+    parser.add_argument("--task", default="split", choices=("split", "fuse"))
+    parser.add_argument("--data-dir", default=None, help="folder holding <split>.tsv (default: the usual search)")
+    parser.add_argument("--rows", type=int, default=100, help="score the first N pairs (0 = all)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-beams", type=int, default=1)
+    parser.add_argument("--max-source-len", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--output-dir", default=None, help="where predictions.jsonl and metrics.json go "
+                                                           "(default: the model folder)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads())) if not torch.cuda.is_available() else None
+    model = EncoderDecoderModel.from_pretrained(args.model_dir).to(pick_device())
+    tokenizer = BertTokenizer.from_pretrained(args.model_dir)
+    pairs = load_wikisplit(args.split, args.data_dir, args.task)
+    pairs = pairs[:args.rows] if args.rows else pairs
+    scores, rows = evaluate(model, tokenizer, pairs, args.batch_size, args.max_source_len, args.max_new_tokens,
+                            args.num_beams)
+    out = Path(args.output_dir or args.model_dir)
+    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(out / "metrics.json", json.dumps({**scores, "split": args.split, "rows": len(pairs),
+                                                         "num_beams": args.num_beams}, indent=2) + "\n")
+    print(json.dumps(scores))
+    return scores
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Recipes: the ways Rothe, Narayan & Severyn (TACL 2020, Table 1) build an encoder-decoder from one BERT checkpoint,
+the parameter groups that train it, and the training presets measured on this project's machines.
+
+    bert2bert   BERT encoder, BERT decoder (cross-attention new)
+    bertshare   the same, but one set of weights for both halves (only cross-attention is the decoder's own)
+    bert2rnd    BERT encoder, random decoder
+    rnd2bert    random encoder, BERT decoder
+    rnd2rnd     both random (the BERT vocabulary and sizes only)
+
+Warm-starting leaves two kinds of weights: pretrained ones, which a large learning rate would wreck, and new ones
+(each decoder layer's cross-attention, the LM-head bias), which start from noise and need to move fast.
+`param_groups` gives each kind its own learning rate. `cross_init="self"` starts every cross-attention block
+from its layer's pretrained self-attention: the query/key/value maps then already compare BERT-like vectors,
+so attending to matching source tokens (which is most of WikiSplit: the target is mostly a copy) is learned in far
+fewer steps. The measurements behind PRESETS are in bench/train_recipes.md.
+"""
+from dataclasses import replace
+
+import torch
+
+from .encoder_decoder import EncoderDecoderModel
+from .paths import default_bert_dir
+
+RECIPES = ("bert2bert", "bertshare", "bert2rnd", "rnd2bert", "rnd2rnd")
+CROSS_INITS = ("random", "self")
+
+
+def build_model(recipe: str = "bert2bert", bert_dir=None, cross_init: str = "random", dropout: float | None = None,
+                seed: int = 0, verbose: bool = True) -> EncoderDecoderModel:
+    """An EncoderDecoderModel built the `recipe` way from the BERT folder `bert_dir` (default: the bundled MiniLM).
+
+    cross_init: "random" (transformers' default) or "self" (copy each layer's self-attention into its
+    cross-attention). dropout: if given, replaces every dropout probability (0.0 turns dropout off, which helps
+    short runs). seed fixes the random weights. `model.load_report.new` lists the tensors that did not come from
+    the checkpoint (a random half, cross-attention, LM-head bias): `param_groups` gives them the higher rate.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
+    if cross_init not in CROSS_INITS:
+        raise ValueError(f"Unknown cross_init {cross_init!r}: choose 'random' or 'self'.")
+    bert_dir = default_bert_dir() if bert_dir is None else bert_dir
+    overrides = {}
+    if dropout is not None:
+        for half in ("encoder", "decoder"):
+            overrides[f"{half}_hidden_dropout_prob"] = overrides[f"{half}_attention_probs_dropout_prob"] = dropout
+    torch.manual_seed(seed)
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+        bert_dir, bert_dir, tie_encoder_decoder=recipe == "bertshare", verbose=False, **overrides)
+    if recipe.startswith("rnd"):
+        forget_pretrained(model, model.encoder, "encoder.")
+    if recipe.endswith("2rnd"):
+        forget_pretrained(model, model.decoder, "decoder.")
+    if cross_init == "self":
+        for layer in model.decoder.bert.encoder.layer:
+            layer.crossattention.load_state_dict(layer.attention.state_dict())
+    set_special_tokens(model, bert_dir)
+    if verbose:
+        print(model.load_report)
+    return model
+
+
+def forget_pretrained(model: EncoderDecoderModel, half, prefix: str) -> None:
+    """Re-initialise one half at random and move its names from `loaded` to `new` in model.load_report."""
+    half.init_weights()
+    if hasattr(half, "tie_weights"):
+        half.tie_weights()
+    report = model.load_report
+    moved = [name for name in report.loaded if name.startswith(prefix)]
+    model.load_report = replace(report, loaded=[n for n in report.loaded if not n.startswith(prefix)],
+                                new=moved + report.new)
+
+
+def set_special_tokens(model: EncoderDecoderModel, bert_dir) -> None:
+    """A BERT vocabulary has no <s>/</s>: the decoder starts from [CLS], ends at [SEP] and pads with [PAD]
+    (ids read from bert_dir/vocab.txt when present, else BERT's 101, 102, 0)."""
+    ids = {"[CLS]": 101, "[SEP]": 102, "[PAD]": 0}
+    vocab_file = bert_dir / "vocab.txt" if hasattr(bert_dir, "joinpath") else None
+    if vocab_file is not None and vocab_file.is_file():
+        with open(vocab_file, encoding="utf-8") as f:
+            found = {line.rstrip("\n"): i for i, line in enumerate(f) if line.rstrip("\n") in ids}
+        ids.update(found)
+    config = model.config
+    config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]
+    for half in (model.encoder.config, model.decoder.config):
+        half.bos_token_id, half.eos_token_id, half.pad_token_id = ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]
+
+
+def param_groups(model: torch.nn.Module, lr: float, new_lr: float | None = None, weight_decay: float = 0.01,
+                 new_names=None) -> list[dict]:
+    """AdamW parameter groups: {pretrained, new} x {decayed, not decayed}, each a dict with params, lr,
+    weight_decay and a `name` for logs. Weight matrices are decayed; biases and LayerNorm are not (decaying a
+    LayerNorm gain towards 0 only hurts). new_names: tensor names counted as new (default
+    model.load_report.new, or none when the model has no report); new_lr defaults to lr. Empty groups are left out."""
+    if new_names is None:
+        new_names = getattr(getattr(model, "load_report", None), "new", [])
+    new_names = set(new_names)
+    groups = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        kind = "new" if name in new_names else "pretrained"
+        decay = param.dim() >= 2 and "LayerNorm" not in name
+        key = f"{kind}{'' if decay else '_no_decay'}"
+        group = groups.setdefault(key, {"name": key, "params": [], "weight_decay": weight_decay if decay else 0.0,
+                                        "lr": new_lr if kind == "new" and new_lr is not None else lr})
+        group["params"].append(param)
+    return list(groups.values())
+
+
+# The presets: settings for bertgen_mini.train.TrainConfig, measured in bench/train_recipes.md.
+PRESETS = {
+    # CI and notebooks: a few minutes on 2 CPU cores; the loss falls clearly and outputs start copying the source.
+    "cpu-quick": dict(recipe="bert2bert", cross_init="self", dropout=0.0, steps=120, batch_size=16, lr=1e-4,
+                      new_lr=1e-3, warmup_steps=10, max_source_len=48, max_target_len=56, drop_long=True),
+    # Under an hour on 2 CPU cores: real splits.
+    "cpu-hour": dict(recipe="bert2bert", cross_init="self", dropout=0.0, steps=600, batch_size=16, lr=1e-4,
+                     new_lr=1e-3, warmup_steps=30, max_source_len=48, max_target_len=56, drop_long=True),
+    # One GPU (bf16): NOT run on this project's machines; a larger batch and the full lengths.
+    "gpu": dict(recipe="bert2bert", cross_init="self", dropout=0.1, steps=3000, batch_size=64, lr=1e-4,
+                new_lr=5e-4, warmup_steps=300, max_source_len=128, max_target_len=128, drop_long=False),
+}
