@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .checkpoint import CONFIG_NAME, load_state, read_state_dict, save_checkpoint, unique_state_dict
 from .config import BertGenerationConfig
+from .loss import logits_and_loss
 from .generation import generate_seq2seq
 from .model import BertGenerationDecoder, BertGenerationEncoder
 from .outputs import Seq2SeqLMOutput
@@ -131,16 +131,16 @@ class EncoderDecoderModel(nn.Module):
             warnings.warn("decoder_input_ids equal labels, so position t is trained to output the token it was "
                           "just given: the model learns to copy, not to predict. Pass only labels and let the "
                           "model shift them right.", stacklevel=2)
-        decoder_outputs = self.decoder(decoder_input_ids, decoder_attention_mask, inputs_embeds=decoder_inputs_embeds,
-                                       encoder_hidden_states=encoder_outputs.last_hidden_state,
-                                       encoder_attention_mask=attention_mask, past_key_values=past_key_values,
-                                       use_cache=use_cache, output_attentions=output_attentions,
-                                       output_hidden_states=output_hidden_states)
-        loss = None
-        if labels is not None:
-            logits = decoder_outputs.logits
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
-        return Seq2SeqLMOutput(loss, decoder_outputs.logits, decoder_outputs.past_key_values,
+        # The decoder body, then the LM head with the loss on the labels as they are: shifting happened above.
+        decoder_outputs = self.decoder.bert(decoder_input_ids, decoder_attention_mask,
+                                            inputs_embeds=decoder_inputs_embeds,
+                                            encoder_hidden_states=encoder_outputs.last_hidden_state,
+                                            encoder_attention_mask=attention_mask, past_key_values=past_key_values,
+                                            use_cache=False if labels is not None else use_cache,
+                                            output_attentions=output_attentions,
+                                            output_hidden_states=output_hidden_states)
+        logits, loss = logits_and_loss(decoder_outputs.last_hidden_state, self.decoder.lm_head, labels)
+        return Seq2SeqLMOutput(loss, logits, decoder_outputs.past_key_values,
                                decoder_outputs.hidden_states, decoder_outputs.attentions,
                                decoder_outputs.cross_attentions, encoder_outputs.last_hidden_state,
                                encoder_outputs.hidden_states, encoder_outputs.attentions)

@@ -7,12 +7,12 @@ dict names follow transformers' BertGeneration classes so such checkpoints load 
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .attention import Attention, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .config import BertGenerationConfig
 from .generation import generate_decoder
+from .loss import logits_and_loss
 from .outputs import BaseModelOutput, CausalLMOutput
 
 ACTIVATIONS = {
@@ -214,10 +214,9 @@ class LMHead(nn.Module):
         return self.decoder(hidden)
 
 
-def next_token_loss(logits, labels):
-    """Mean cross-entropy of position t's logits against token t+1 (the shift happens here); -100 is ignored.
-    logits (B, T, V), labels (B, T)."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+def next_token_labels(labels):
+    """(B, T) -> (B, T): position t is scored against token t+1; the last position has nothing to predict."""
+    return torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), -100)], dim=1)
 
 
 class BertGenerationDecoder(BertGenerationPreTrainedModel):
@@ -254,8 +253,8 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
             use_cache = False  # training: nothing to keep
         out = self.bert(input_ids, attention_mask, position_ids, inputs_embeds, encoder_hidden_states,
                         encoder_attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states)
-        logits = self.lm_head(out.last_hidden_state)
-        loss = next_token_loss(logits, labels) if labels is not None else None
+        logits, loss = logits_and_loss(out.last_hidden_state, self.lm_head,
+                                       next_token_labels(labels) if labels is not None else None)
         return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
                               out.cross_attentions)
 

@@ -1,0 +1,63 @@
+"""The LM head and its cross-entropy loss, fused so training never keeps a (tokens x vocabulary) tensor for backward.
+
+For a mean cross-entropy over n labelled positions, the gradient with respect to the logits z is known the moment
+z is:
+
+    dL/dz_i = (softmax(z_i) - onehot(y_i)) / n        (0 for positions labelled -100)
+
+So the forward pass, chunk by chunk, computes z, the loss, and that gradient, and immediately folds it into the
+gradients of the hidden states (g W), the weight (g^T h) and the bias; backward only scales them by the incoming
+gradient. Plain autograd would keep the log-softmax (tokens x 30522 floats: 60 MB at batch 16 x 32) and build two
+more such tensors in backward. Same matmuls, same numbers (to float rounding), a lower memory peak.
+"""
+import torch
+import torch.nn.functional as F
+
+CHUNK_ROWS = 256  # rows of logits alive at once: 256 x 30522 floats = 31 MB
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, labels):
+        """hidden (N, d), weight (V, d), bias (V,), labels (N,) -> mean loss over labels != -100, logits (N, V)."""
+        keep = labels != -100
+        count = keep.sum().clamp(min=1)
+        targets = labels.clamp(min=0)
+        logits = hidden.new_empty(hidden.shape[0], weight.shape[0])
+        grad_hidden, grad_weight, grad_bias = torch.zeros_like(hidden), torch.zeros_like(weight), torch.zeros_like(bias)
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], CHUNK_ROWS):
+            rows = slice(start, start + CHUNK_ROWS)
+            h, y, k = hidden[rows], targets[rows], keep[rows]
+            z = F.linear(h, weight, bias)  # (c, V)
+            logits[rows] = z
+            log_probs = z.float().log_softmax(-1)
+            total += -(log_probs.gather(1, y[:, None]).squeeze(1) * k).sum()
+            g = log_probs.exp_()  # softmax, reusing the buffer
+            g[torch.arange(len(y), device=g.device), y] -= 1
+            g = (g * (k[:, None] / count)).to(h.dtype)  # (c, V): dL/dz for this chunk
+            grad_hidden[rows] = g @ weight.to(h.dtype)
+            grad_weight += (g.t() @ h).to(grad_weight.dtype)
+            grad_bias += g.sum(0).to(grad_bias.dtype)
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.mark_non_differentiable(logits)
+        return total / count, logits
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_logits):
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        return grad_hidden * grad_loss, grad_weight * grad_loss, grad_bias * grad_loss, None
+
+
+def logits_and_loss(hidden, lm_head, labels=None):
+    """hidden (B, T, d), labels (B, T) aligned with the positions (-100 = no loss) -> logits (B, T, V), loss.
+
+    Training (gradients wanted) takes the fused path; evaluation computes the same loss the plain way."""
+    if labels is None:
+        return lm_head(hidden), None
+    linear = lm_head.decoder
+    if torch.is_grad_enabled() and (hidden.requires_grad or linear.weight.requires_grad):
+        loss, logits = LinearCrossEntropy.apply(hidden.flatten(0, 1), linear.weight, linear.bias, labels.flatten())
+        return logits.view(*hidden.shape[:2], -1), loss
+    logits = lm_head(hidden)
+    return logits, F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
