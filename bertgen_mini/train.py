@@ -323,12 +323,15 @@ def train(config: TrainConfig):
     batches = Seq2SeqBatches(pairs, tokenizer, config.batch_size, config.max_source_len, config.max_target_len,
                              seed=config.seed, rank=rank, world_size=world_size)
     validation = load_wikisplit("validation", config.data_dir, config.task)[:config.eval_rows]
-    evaluate_fn = None
-    if config.eval_rows:
-        evaluate_fn = lambda m: evaluate(m, tokenizer, validation, max_source_len=config.max_source_len,
-                                         max_new_tokens=config.max_target_len)[0]
+
+    def evaluate_fn(model):  # scores for the log; the rows behind them go to eval_predictions.jsonl
+        scores, rows = evaluate(model, tokenizer, validation, max_source_len=config.max_source_len,
+                                max_new_tokens=config.max_target_len)
+        atomic_write(Path(config.output_dir) / "eval_predictions.jsonl", lambda tmp: Path(tmp).write_text(
+            "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"))
+        return scores
     groups = param_groups(model, config.lr, config.new_lr, config.weight_decay)
-    Trainer(model, batches, config, groups, evaluate_fn, tokenizer).train()
+    Trainer(model, batches, config, groups, evaluate_fn if config.eval_rows else None, tokenizer).train()
     if rank == 0:
         model.save_pretrained(config.output_dir)
         tokenizer.save_pretrained(config.output_dir)
