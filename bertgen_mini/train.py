@@ -177,11 +177,10 @@ class Trainer:
                 loss = token_loss_sum * self.world_size / total_tokens
             self.scaler.scale(loss).backward()
             loss_sum += token_loss_sum.item()
-        mean_loss = loss_sum * self.world_size / total_tokens.item()
+        summed = torch.tensor(loss_sum, device=self.device)
         if self.world_size > 1:  # report the loss over all processes' tokens
-            summed = torch.tensor(loss_sum, device=self.device)
             dist.all_reduce(summed)
-            mean_loss = summed.item() / total_tokens.item()
+        mean_loss = summed.item() / total_tokens.item()
         if not math.isfinite(mean_loss):
             raise FloatingPointError(
                 f"The loss became {mean_loss} at step {self.step + 1}. Lower the learning rate (--lr / --new-lr), "

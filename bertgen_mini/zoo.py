@@ -33,7 +33,7 @@ def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool
         if verbose:
             print(f"Training bert2bert with the {preset!r} preset into {folder} (only this once).")
         train(TrainConfig(**{**PRESETS[preset], "output_dir": str(folder), "progress": verbose,
-                             "save_every": 50, "eval_rows": 0}))
+                             "save_every": 100, "eval_rows": 0}))
         for folder_to_drop in checkpoints(folder):  # the final model is in `folder` itself
             shutil.rmtree(folder_to_drop)
     model = EncoderDecoderModel.from_pretrained(folder)
