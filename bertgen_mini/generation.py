@@ -78,19 +78,42 @@ class GenerateOutput(ModelOutput):
 
 class DecoderRunner:
     """Runs the decoder for the next token: the whole prompt at the first step, then only the newest token (with the
-    cache), or everything again (without it). Logits are computed for the last position only."""
+    cache), or everything again (without it). Logits are computed for the last position only.
 
-    def __init__(self, decoder, encoder_states=None, encoder_mask=None, use_cache=True):
-        self.decoder, self.encoder_states, self.encoder_mask = decoder, encoder_states, encoder_mask
+    While searching, each source has `copies` rows (its beams, or its samples). They all start from the same
+    prompt, so the first step runs once per source and the cache (cross-attention keys and values included) is
+    copied to the other rows: the source is projected once, not once per beam.
+    """
+
+    def __init__(self, decoder, encoder_states=None, encoder_mask=None, use_cache=True, copies=1):
+        self.decoder, self.copies = decoder, copies
+        self.states_once, self.mask_once = encoder_states, encoder_mask           # (B, S, d), (B, S)
+        self.states, self.mask = encoder_states, encoder_mask                     # (B * copies, S, d), ...
+        if encoder_states is not None and copies > 1:
+            self.states = encoder_states.repeat_interleave(copies, dim=0)
+            self.mask = encoder_mask.repeat_interleave(copies, dim=0)
         self.cache = KVCache(decoder.config.num_hidden_layers) if use_cache else None
+        # The LM head as (d, V): a one-row product reads the 30k x d matrix several times faster this way round
+        # than nn.Linear's (V, d) layout on CPU (same numbers).
+        head = decoder.lm_head.decoder
+        self.head_weight, self.head_bias = head.weight.t().contiguous(), head.bias
+
+    def logits(self, ids, states, mask):
+        out = self.decoder.bert(ids, encoder_hidden_states=states, encoder_attention_mask=mask,
+                                past_key_values=self.cache, use_cache=self.cache is not None)
+        return torch.addmm(self.head_bias, out.last_hidden_state[:, -1], self.head_weight).float()  # (N, V)
 
     def next_logits(self, sequences):
         """sequences (N, t) all tokens so far -> (N, V) float32 logits for token t+1."""
         seen = self.cache.get_seq_length() if self.cache is not None else 0
-        out = self.decoder.bert(sequences[:, seen:], encoder_hidden_states=self.encoder_states,
-                                encoder_attention_mask=self.encoder_mask, past_key_values=self.cache,
-                                use_cache=self.cache is not None)
-        return self.decoder.lm_head(out.last_hidden_state[:, -1]).float()  # (N, V)
+        if self.cache is not None and seen == 0 and self.copies > 1:
+            logits = self.logits(sequences[::self.copies], self.states_once, self.mask_once)  # one row per source
+            for entries in (self.cache.self_attention, self.cache.cross_attention):
+                for i, kv in enumerate(entries):
+                    if kv is not None:
+                        entries[i] = tuple(t.repeat_interleave(self.copies, dim=0) for t in kv)
+            return logits.repeat_interleave(self.copies, dim=0)
+        return self.logits(sequences[:, seen:], self.states, self.mask)
 
     def reorder(self, rows):
         """Beam search moved hypotheses: row i now continues old row rows[i]. Only self-attention entries move: a
@@ -128,24 +151,20 @@ def run_search(decoder, prompt, encoder_states, encoder_mask, settings, return_d
     """The search the settings ask for, from a (B, T) prompt; encoder_states (B, S, d) or None. Returns the
     (B * num_return_sequences, L) ids, or a GenerateOutput."""
     s = settings
-    expand = s.num_beams if s.num_beams > 1 else s.num_return_sequences  # rows per source while searching
-    if encoder_states is not None and expand > 1:
-        encoder_states = encoder_states.repeat_interleave(expand, dim=0)  # (B * expand, S, d)
-        encoder_mask = encoder_mask.repeat_interleave(expand, dim=0)
-    runner = DecoderRunner(decoder, encoder_states, encoder_mask, s.use_cache)
+    copies = s.num_beams if s.num_beams > 1 else s.num_return_sequences  # rows per source while searching
+    runner = DecoderRunner(decoder, encoder_states, encoder_mask, s.use_cache, copies)
     sequences_scores = None
     if s.num_beams > 1:
         sequences, sequences_scores, step_scores = beam_search(runner, prompt, s)
-        rows = torch.arange(prompt.shape[0], device=prompt.device).repeat_interleave(s.num_return_sequences)
-        if encoder_states is not None:  # the returned beams' encoder rows: num_return_sequences per source
-            encoder_states, encoder_mask = encoder_states[rows * expand], encoder_mask[rows * expand]
     else:
-        sequences, step_scores = greedy_or_sample(runner, prompt.repeat_interleave(expand, dim=0), s)
+        sequences, step_scores = greedy_or_sample(runner, prompt.repeat_interleave(copies, dim=0), s)
     if not return_dict:
         return sequences
     cross = None
-    if s.output_attentions and encoder_states is not None:
-        cross = replay_cross_attentions(decoder, sequences, prompt.shape[1], encoder_states, encoder_mask, s)
+    if s.output_attentions and encoder_states is not None:  # num_return_sequences rows per source
+        R = s.num_return_sequences
+        cross = replay_cross_attentions(decoder, sequences, prompt.shape[1], encoder_states.repeat_interleave(R, 0),
+                                        encoder_mask.repeat_interleave(R, 0), s)
     return GenerateOutput(sequences, sequences_scores, tuple(step_scores) if s.output_scores else None, cross)
 
 

@@ -1,0 +1,96 @@
+"""Generation speed: bertgen_mini against transformers on the same MiniLM bert2bert weights, on CPU.
+
+Every run generates exactly NEW_TOKENS tokens (min_new_tokens = max_new_tokens) from random SRC_LEN-token sources,
+greedy and with beams, with and without the key/value cache. The two libraries alternate run by run, so drift on a
+shared machine hits both alike; we report medians. Tokens/s counts returned tokens: batch * NEW_TOKENS (not beams).
+
+Env: THREADS (2), SRC_LEN (64), NEW_TOKENS (32), BATCHES ("1,16"), BEAMS ("1,4"), CACHE ("1,0"), REPEATS (3),
+SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16).
+Run: python -m bench.generate   (from the repo root; about 2-4 minutes on 2 cores). Prints a markdown table and one JSON line.
+Reference: /work/shared/reference/bench_generate.py measured transformers alone the same way.
+"""
+import json
+import os
+import statistics
+import time
+import warnings
+
+import torch
+import transformers
+
+import bertgen_mini as bg
+
+THREADS = int(os.environ.get("THREADS", "2"))
+SRC_LEN = int(os.environ.get("SRC_LEN", "64"))
+NEW_TOKENS = int(os.environ.get("NEW_TOKENS", "32"))
+BATCHES = [int(x) for x in os.environ.get("BATCHES", "1,16").split(",")]
+BEAMS = [int(x) for x in os.environ.get("BEAMS", "1,4").split(",")]
+CACHE = [x == "1" for x in os.environ.get("CACHE", "1,0").split(",")]
+REPEATS = int(os.environ.get("REPEATS", "3"))
+SKIP_NOCACHE_ABOVE = int(os.environ.get("SKIP_NOCACHE_ABOVE", "16"))
+IDS = dict(decoder_start_token_id=101, pad_token_id=0, eos_token_id=102)
+
+
+def build_models():
+    """Our bert2bert warm-started from MiniLM, and transformers' with our weights (cross-attention is new and random,
+    so both must hold the same copy to emit the same tokens)."""
+    d = bg.default_bert_dir()
+    ours = bg.EncoderDecoderModel.from_encoder_decoder_pretrained(d, d, verbose=False).eval()
+    ours.config.decoder_start_token_id, ours.config.pad_token_id, ours.config.eos_token_id = 101, 0, 102
+    enc = transformers.BertGenerationEncoder.from_pretrained(d)
+    dec = transformers.BertGenerationDecoder.from_pretrained(d, is_decoder=True, add_cross_attention=True)
+    theirs = transformers.EncoderDecoderModel(encoder=enc, decoder=dec).eval()
+    missing, _ = theirs.load_state_dict(ours.state_dict(), strict=False)
+    assert not [k for k in missing if "lm_head" not in k], missing  # the tied LM head follows the embeddings
+    return ours, theirs
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def main():
+    torch.set_num_threads(THREADS)
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore")
+    ours, theirs = build_models()
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for batch in BATCHES:
+        src = torch.randint(1000, 30000, (batch, SRC_LEN), generator=g)
+        mask = torch.ones_like(src)
+        for beams in BEAMS:
+            for use_cache in CACHE:
+                if not use_cache and batch * beams > SKIP_NOCACHE_ABOVE:
+                    continue
+                kw = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, num_beams=beams, use_cache=use_cache,
+                          **IDS)
+                run_ours = lambda: ours.generate(src, mask, **kw)  # noqa: E731
+                run_theirs = lambda: theirs.generate(input_ids=src, attention_mask=mask, do_sample=False, **kw)  # noqa: E731
+                with torch.inference_mode():
+                    same = torch.equal(run_ours(), run_theirs())  # also the warm-up
+                    t_ours, t_theirs = [], []
+                    for _ in range(REPEATS):
+                        t_ours.append(timed(run_ours)[0])
+                        t_theirs.append(timed(run_theirs)[0])
+                m_ours, m_theirs = statistics.median(t_ours), statistics.median(t_theirs)
+                rows.append(dict(batch=batch, beams=beams, use_cache=use_cache, same_tokens=same,
+                                 ours_tok_s=round(batch * NEW_TOKENS / m_ours, 1),
+                                 hf_tok_s=round(batch * NEW_TOKENS / m_theirs, 1),
+                                 speedup=round(m_theirs / m_ours, 2), ours_s=[round(t, 3) for t in t_ours],
+                                 hf_s=[round(t, 3) for t in t_theirs]))
+                print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{THREADS} threads, source {SRC_LEN} tokens, {NEW_TOKENS} new tokens, median of {REPEATS}\n")
+    print("| batch | beams | cache | bertgen_mini tok/s | transformers tok/s | speed-up | same tokens |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['batch']} | {r['beams']} | {'yes' if r['use_cache'] else 'no'} | {r['ours_tok_s']} | "
+              f"{r['hf_tok_s']} | {r['speedup']}x | {r['same_tokens']} |")
+    print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "threads": THREADS,
+                      "src_len": SRC_LEN, "new_tokens": NEW_TOKENS, "repeats": REPEATS, "runs": rows}))
+
+
+if __name__ == "__main__":
+    main()
