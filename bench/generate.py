@@ -5,8 +5,9 @@ greedy and with beams, with and without the key/value cache. The two libraries a
 shared machine hits both alike; we report medians. Tokens/s counts returned tokens: batch * NEW_TOKENS (not beams).
 
 Env: THREADS (2), SRC_LEN (64), NEW_TOKENS (32), BATCHES ("1,16"), BEAMS ("1,4"), CACHE ("1,0"), REPEATS (3),
-SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16).
-Run: python -m bench.generate   (from the repo root; about 2-4 minutes on 2 cores). Prints a markdown table and one JSON line.
+SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16), OMP_WAIT_POLICY (PASSIVE: on a
+shared 2-core machine OpenMP's default spin-waiting made both libraries 5-8x slower at 2 threads).
+Run from the repo root: python -m bench.generate   (2-4 minutes on 2 idle cores). Prints a table and JSON.
 Reference: /work/shared/reference/bench_generate.py measured transformers alone the same way.
 """
 import json
@@ -15,10 +16,11 @@ import statistics
 import time
 import warnings
 
-import torch
-import transformers
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch starts OpenMP: set before importing torch
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
-import bertgen_mini as bg
+import bertgen_mini as bg  # noqa: E402
 
 THREADS = int(os.environ.get("THREADS", "2"))
 SRC_LEN = int(os.environ.get("SRC_LEN", "64"))
@@ -67,8 +69,11 @@ def main():
                     continue
                 kw = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, num_beams=beams, use_cache=use_cache,
                           **IDS)
-                run_ours = lambda: ours.generate(src, mask, **kw)  # noqa: E731
-                run_theirs = lambda: theirs.generate(input_ids=src, attention_mask=mask, do_sample=False, **kw)  # noqa: E731
+                def run_ours():
+                    return ours.generate(src, mask, **kw)
+
+                def run_theirs():
+                    return theirs.generate(input_ids=src, attention_mask=mask, do_sample=False, **kw)
                 with torch.inference_mode():
                     same = torch.equal(run_ours(), run_theirs())  # also the warm-up
                     t_ours, t_theirs = [], []
@@ -82,13 +87,15 @@ def main():
                                  speedup=round(m_theirs / m_ours, 2), ours_s=[round(t, 3) for t in t_ours],
                                  hf_s=[round(t, 3) for t in t_theirs]))
                 print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{THREADS} threads, source {SRC_LEN} tokens, {NEW_TOKENS} new tokens, median of {REPEATS}\n")
+    print(f"\n{THREADS} threads (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), source {SRC_LEN} tokens, "
+          f"{NEW_TOKENS} new tokens, median of {REPEATS}\n")
     print("| batch | beams | cache | bertgen_mini tok/s | transformers tok/s | speed-up | same tokens |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['batch']} | {r['beams']} | {'yes' if r['use_cache'] else 'no'} | {r['ours_tok_s']} | "
               f"{r['hf_tok_s']} | {r['speedup']}x | {r['same_tokens']} |")
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "threads": THREADS,
+                      "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                       "src_len": SRC_LEN, "new_tokens": NEW_TOKENS, "repeats": REPEATS, "runs": rows}))
 
 

@@ -14,7 +14,6 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .attention import KVCache
 from .beam_search import beam_search
@@ -180,12 +179,13 @@ def replay_cross_attentions(decoder, sequences, prompt_len, encoder_states, enco
     produced = sequences[:, 1:]                                                   # (N, L-1) token each row produced
     live = torch.ones_like(produced, dtype=torch.bool)
     if settings.eos_token_id is not None:
-        ended = (produced == settings.eos_token_id) & (torch.arange(1, sequences.shape[1]) >= prompt_len)
+        generated = torch.arange(1, sequences.shape[1], device=sequences.device) >= prompt_len   # (L-1,)
+        ended = (produced == settings.eos_token_id) & generated
         live = (ended.cumsum(dim=1) - ended.long()) == 0                          # up to and including the end
     return tuple(probs * live[:, None, :, None] for probs in out.cross_attentions)
 
 
-def make_settings(config, seed, kwargs):
+def make_settings(config, seed, kwargs, device):
     """GenerationSettings from keyword arguments, with token ids taken from `config` when not given.
     Returns (settings, return_dict)."""
     return_dict = kwargs.pop("return_dict_in_generate", False)
@@ -199,7 +199,7 @@ def make_settings(config, seed, kwargs):
     if seed is not None:
         if s.generator is not None:
             raise ValueError("Pass either seed or generator, not both.")
-        s.generator = torch.Generator().manual_seed(seed)
+        s.generator = torch.Generator(device=device).manual_seed(seed)
     s.check()
     return s, return_dict
 
@@ -232,7 +232,7 @@ def generate_seq2seq(model, input_ids, attention_mask=None, decoder_start_token_
     GenerationSettings, `return_dict_in_generate`, `seed` (sampling), `decoder_start_token_id`; token ids default to
     model.config's. Returns (B * num_return_sequences, L) ids starting with the start token, or a GenerateOutput.
     """
-    s, return_dict = make_settings(model.config, seed, settings)
+    s, return_dict = make_settings(model.config, seed, settings, model.device)
     start = start_token(decoder_start_token_id, model.config)
     if input_ids is None or input_ids.dim() != 2 or 0 in input_ids.shape:
         shape = None if input_ids is None else tuple(input_ids.shape)
@@ -262,7 +262,7 @@ def generate_decoder(decoder, input_ids=None, attention_mask=None, encoder_hidde
     """Generate with a BertGenerationDecoder used alone: continue the prompt input_ids (B, T), or start from the
     decoder start token when it is None. encoder_hidden_states (B, S, d) feed cross-attention when given.
     Settings as for generate_seq2seq. Returns (B * num_return_sequences, T + new) ids, prompt first."""
-    s, return_dict = make_settings(decoder.config, seed, settings)
+    s, return_dict = make_settings(decoder.config, seed, settings, decoder.device)
     device = decoder.device
     if input_ids is None:
         start = start_token(decoder_start_token_id, decoder.config)
