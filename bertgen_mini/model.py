@@ -8,7 +8,7 @@ dict names follow transformers' BertGeneration classes so such checkpoints load 
 import torch
 import torch.nn as nn
 
-from .attention import Attention, KVCache, ResidualOutput
+from .attention import Attention, Dropout, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .config import BertGenerationConfig
 from .generation import generate_decoder
@@ -54,7 +54,7 @@ class Embeddings(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids=None, position_ids=None, inputs_embeds=None, past_len=0):
         if inputs_embeds is None:

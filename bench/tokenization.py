@@ -5,26 +5,21 @@ Both columns of both files (20,000 texts). WordPiece: our pure-Python BertTokeni
 call) and the bare Rust `encode_batch`. Sentencepiece: a 2,000-piece model trained on tune.tsv, our
 BertGenerationTokenizer against transformers' (both call the same C++ sentencepiece). Also decoding.
 
-    python bench/tokenize.py            # ROUNDS=2: each time is the best of 2
+    python bench/tokenization.py        # ROUNDS=2: each time is the best of 2
 
 Prints one line per measurement and the ratios (ours / theirs: above 1 means we are slower).
 """
 import os
 import sys
+import tempfile
+import time
 
-# This file's name hides the standard library's `tokenize` (which `inspect`, hence torch, imports): take this
-# folder off the import path before anything else is imported. `python -m bench.tokenize` needs no such care.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+import transformers
 
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import transformers  # noqa: E402
-
-from bertgen_mini import default_bert_dir  # noqa: E402
-from bertgen_mini.data import load_wikisplit  # noqa: E402
-from bertgen_mini.tokenizer_sentencepiece import BertGenerationTokenizer  # noqa: E402
-from bertgen_mini.tokenizer_wordpiece import BertTokenizer  # noqa: E402
+from bertgen_mini import default_bert_dir
+from bertgen_mini.data import load_wikisplit
+from bertgen_mini.tokenizer_sentencepiece import BertGenerationTokenizer
+from bertgen_mini.tokenizer_wordpiece import BertTokenizer
 
 ROUNDS = int(os.environ.get("ROUNDS", 2))
 SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
