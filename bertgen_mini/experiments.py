@@ -1,0 +1,366 @@
+"""The paper's experiment at classroom scale: every warm-start recipe, the same budget and data, on WikiSplit
+splitting (1 -> 2 sentences) and its reverse, fusion (2 -> 1), scored on validation with exact match, SARI and BLEU
+beside the copy-the-input baseline.
+
+    python -m bertgen_mini.experiments --quick      # a few steps each: a smoke test (CI, the notebook)
+    python -m bertgen_mini.experiments              # the full sweep, hours on 2 CPU cores: bench/results/paper_sweep.csv
+
+A sweep writes one results row per (task, recipe) the moment that run is scored, and its learning curve
+(validation SARI every eval_every steps) to a second CSV beside it. Run the same command again after an
+interruption: rows already written are skipped, and a half-trained run resumes from its last checkpoint
+(bertgen_mini.train's exact resume). References: Rothe, Narayan & Severyn, "Leveraging Pre-trained Checkpoints for
+Sequence Generation Tasks", TACL 2020 (the recipes, the WikiSplit and fusion experiments); Botha et al., EMNLP 2018
+(WikiSplit).
+"""
+import argparse
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .data import TASKS, load_wikisplit
+from .evaluate import evaluate, round_trip
+from .files import atomic_write_text
+from .metrics import score_all
+from .recipes import PRESETS, RECIPES
+from .tokenizer_wordpiece import BertTokenizer
+from .train import LOG_NAME, TrainConfig, checkpoints, train
+from .paths import default_bert_dir
+
+BASELINE = "copy"  # the row for "predict the source unchanged": the bar every model must clear
+RESULT_COLUMNS = ("task", "recipe", "exact", "sari", "bleu", "loss", "steps", "rows", "minutes")
+CURVE_COLUMNS = ("task", "recipe", "step", "sari", "exact", "bleu")
+FULL_PRESET = "cpu-hour"  # the budget every recipe gets in the full sweep (settings in recipes.PRESETS)
+# Quick mode: the full budget's settings shrunk until all ten runs take about a minute on 2 idle CPU cores. It
+# proves the pipeline runs; its scores mean nothing (4 steps teach a model almost nothing).
+QUICK_OVERRIDES = dict(steps=4, batch_size=4, warmup_steps=1, train_rows=32, eval_every=2, eval_rows=4,
+                       max_source_len=32, max_target_len=32, drop_long=False)
+QUICK_FINAL_ROWS, FULL_FINAL_ROWS = 8, 500
+FULL_OVERRIDES = dict(eval_every=100, eval_rows=100, save_every=100)
+# The estimate's constants, for the full-size MiniLM on this project's 2-core machine (1 thread, fp32): 40 steps of
+# 16 pairs took 2:10-2:40 in bench/train_recipes.md; greedy scoring is rounded up generously.
+SECONDS_PER_STEP_PER_PAIR = 0.3    # one training step costs about this much per pair in the batch
+SECONDS_PER_EVAL_ROW = 0.5         # greedy generation (up to max_target_len tokens) and scoring, per pair
+
+
+def sweep_settings(quick: bool, **overrides) -> dict:
+    """TrainConfig fields shared by every run of a sweep (all but recipe, task and output_dir), plus final_rows:
+    how many validation pairs the results table is scored on. overrides replace any of them."""
+    settings = {k: v for k, v in PRESETS[FULL_PRESET].items() if k != "recipe"}
+    settings.update(QUICK_OVERRIDES if quick else FULL_OVERRIDES)
+    settings["final_rows"] = QUICK_FINAL_ROWS if quick else FULL_FINAL_ROWS
+    settings["progress"] = not quick
+    settings.update(overrides)
+    return settings
+
+
+def estimate_seconds(settings: dict, runs: int) -> float:
+    """Rough wall-clock seconds for `runs` trainings with these settings on 2 CPU cores (the constants above)."""
+    train_s = settings["steps"] * settings["batch_size"] * SECONDS_PER_STEP_PER_PAIR
+    evals = settings["steps"] // settings["eval_every"] if settings.get("eval_every") else 1
+    eval_s = (evals * settings["eval_rows"] + settings["final_rows"]) * SECONDS_PER_EVAL_ROW
+    return runs * (train_s + eval_s)
+
+
+# ---------------------------------------------------------------------------------------------------- CSV files
+
+def read_rows(path) -> list[dict]:
+    """The rows of a results or curves CSV (numbers as floats, steps as ints); [] when the file is missing."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key, value in row.items():
+            if key not in ("task", "recipe"):
+                row[key] = int(value) if key in ("step", "steps", "rows") else float(value)
+    return rows
+
+
+def write_rows(path, rows: list[dict], columns) -> None:
+    """Write rows as CSV atomically (a crash never leaves half a file), floats to 2 decimals."""
+    fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)
+    lines = [",".join(columns)] + [",".join(fmt(row[c]) for c in columns) for row in rows]
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+
+
+def curves_path(results_csv) -> Path:
+    """Where the learning curves of a results CSV go: paper_sweep.csv -> paper_sweep_curves.csv."""
+    results_csv = Path(results_csv)
+    return results_csv.with_name(results_csv.stem + "_curves.csv")
+
+
+def shrink_bert(bert_dir, out_dir, texts, layers: int = 2) -> Path:
+    """A small copy of the BERT checkpoint in bert_dir for smoke tests, written to out_dir: its first `layers`
+    layers, and only the vocabulary that `texts` use (plus the special tokens), embedding rows included. WordPiece
+    takes the longest piece it knows and every piece it took for `texts` is kept, so they tokenize exactly as
+    before, to renumbered ids; the LM head's softmax shrinks from 30,522 words to a few hundred. Returns out_dir."""
+    from safetensors.torch import save_file
+
+    from .checkpoint import read_state_dict
+
+    bert_dir, out_dir = Path(bert_dir), Path(out_dir)
+    tokenizer = BertTokenizer.from_pretrained(bert_dir)
+    used = {i for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"] for i in ids}
+    keep = sorted(used | set(tokenizer.all_special_ids))  # sorted: [PAD] stays first, as BERT has it
+    tensors = {}
+    for name, tensor in read_state_dict(bert_dir).items():
+        layer = name.split("layer.")[1].split(".")[0] if "encoder.layer." in name else None
+        if layer is None or int(layer) < layers:
+            tensors[name] = tensor[keep].clone() if name.endswith("word_embeddings.weight") else tensor.contiguous()
+    config = json.loads((bert_dir / "config.json").read_text(encoding="utf-8"))
+    config.update(vocab_size=len(keep), num_hidden_layers=layers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, out_dir / "model.safetensors")
+    atomic_write_text(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    atomic_write_text(out_dir / "vocab.txt", "".join(tokenizer.convert_ids_to_tokens(i) + "\n" for i in keep))
+    if (bert_dir / "tokenizer_config.json").is_file():
+        shutil.copy(bert_dir / "tokenizer_config.json", out_dir / "tokenizer_config.json")
+    return out_dir
+
+
+def quick_bert(bert_dir, run_dir, settings: dict, data_dir=None) -> Path:
+    """shrink_bert of bert_dir (default: the bundled MiniLM) to the sentences a quick sweep reads: the training
+    pairs and the validation pairs it scores. Written once to run_dir/quick-bert."""
+    folder = Path(run_dir) / "quick-bert"
+    if not (folder / "vocab.txt").is_file():
+        rows = max(settings["eval_rows"], settings["final_rows"])
+        pairs = load_wikisplit(settings.get("train_split", "tune"), data_dir)[:settings["train_rows"]]
+        pairs += load_wikisplit("validation", data_dir)[:rows]
+        shrink_bert(bert_dir or default_bert_dir(), folder, [text for pair in pairs for text in pair])
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------------- one run
+
+def read_log(output_dir) -> list[dict]:
+    """log.jsonl of a run, one record per (step, kind): a resumed run logs again the steps after its checkpoint,
+    and the later record wins."""
+    records = {}
+    for line in open(Path(output_dir) / LOG_NAME, encoding="utf-8"):
+        record = json.loads(line)
+        records[(record["step"], "loss" in record)] = record
+    return [records[key] for key in sorted(records)]
+
+
+def copy_baseline(task: str, tokenizer, rows: int, data_dir=None) -> dict:
+    """The scores of predicting every source unchanged on the first `rows` validation pairs of `task`."""
+    pairs = load_wikisplit("validation", data_dir, task)[:rows]
+    sources = round_trip([p.source for p in pairs], tokenizer)
+    scores = score_all(sources, sources, round_trip([p.target for p in pairs], tokenizer))
+    return {"task": task, "recipe": BASELINE, **scores, "loss": float("nan"), "steps": 0, "rows": len(pairs),
+            "minutes": 0.0}
+
+
+def run_recipe(task: str, recipe: str, output_dir, settings: dict, bert_dir=None, data_dir=None,
+               keep_models: bool = False) -> tuple[dict, list[dict]]:
+    """Train `recipe` on `task` with `settings` (see sweep_settings) into output_dir, resuming from its last
+    checkpoint if there is one, then score it on settings["final_rows"] validation pairs.
+    Returns (results row, learning-curve rows). Unless keep_models, the weights are deleted afterwards (each
+    MiniLM run leaves ~0.2 GB of model and ~0.6 GB of checkpoint)."""
+    settings = dict(settings)
+    final_rows = settings.pop("final_rows")
+    config = TrainConfig(**settings, recipe=recipe, task=task, output_dir=str(output_dir),
+                         bert_dir=None if bert_dir is None else str(bert_dir),
+                         data_dir=None if data_dir is None else str(data_dir))
+    start = time.time()
+    model, tokenizer = train(config)
+    pairs = load_wikisplit("validation", data_dir, task)[:final_rows]
+    scores, _ = evaluate(model, tokenizer, pairs, max_source_len=config.max_source_len,
+                         max_new_tokens=config.max_target_len)
+    log = read_log(output_dir)
+    losses = [r["loss"] for r in log if "loss" in r][-max(1, config.steps // 10):]  # the last tenth of the run
+    row = {"task": task, "recipe": recipe, **{k: scores[k] for k in ("exact", "sari", "bleu")},
+           "loss": sum(losses) / len(losses), "steps": config.steps, "rows": len(pairs),
+           "minutes": (time.time() - start) / 60}
+    curve = [{"task": task, "recipe": recipe, "step": r["step"],
+              **{k: r[f"eval_{k}"] for k in ("sari", "exact", "bleu")}} for r in log if "eval_sari" in r]
+    if not keep_models:
+        for folder in checkpoints(output_dir):
+            shutil.rmtree(folder)
+        (Path(output_dir) / "model.safetensors").unlink(missing_ok=True)
+    return row, curve
+
+
+# ---------------------------------------------------------------------------------------------------- the sweep
+
+def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RECIPES, bert_dir=None,
+              data_dir=None, keep_models: bool = False, **overrides) -> list[dict]:
+    """Train and score every recipe on every task with one budget (sweep_settings(quick, **overrides)), plus the
+    copy baseline. Each row is appended to results_csv as soon as it exists, each learning curve to
+    curves_path(results_csv); (task, recipe) pairs already in results_csv are skipped. Runs live in
+    run_dir/<task>/<recipe>. Returns all rows of results_csv."""
+    for name, chosen, known in (("task", tasks, TASKS), ("recipe", recipes, RECIPES)):
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            raise ValueError(f"Unknown {name} {unknown}: choose from {', '.join(known)}.")
+    settings = sweep_settings(quick, **overrides)
+    if quick:  # a two-layer MiniLM that knows only the words these sentences use: ten runs in about a minute
+        bert_dir = quick_bert(bert_dir, run_dir, settings, data_dir)
+    rows, curves = read_rows(results_csv), read_rows(curves_path(results_csv))
+    done = {(r["task"], r["recipe"]) for r in rows}
+    todo = [(t, r) for t in tasks for r in recipes if (t, r) not in done]
+    estimate = "about a minute" if quick else f"about {estimate_seconds(settings, len(todo)) / 3600:.1f} h"
+    print(f"{len(todo)} of {len(tasks) * len(recipes)} runs to do, {settings['steps']} steps each: {estimate} on "
+          f"2 CPU cores. Results: {results_csv}")
+    tokenizer = BertTokenizer.from_pretrained(bert_dir or default_bert_dir())
+    for task in tasks:
+        if (task, BASELINE) not in done:
+            rows.append(copy_baseline(task, tokenizer, settings["final_rows"], data_dir))
+            write_rows(results_csv, rows, RESULT_COLUMNS)
+        for recipe in recipes:
+            if (task, recipe) in done:
+                continue
+            print(f"--- {task}: {recipe}")
+            row, curve = run_recipe(task, recipe, Path(run_dir) / task / recipe, settings, bert_dir, data_dir,
+                                    keep_models)
+            rows.append(row)
+            curves = [c for c in curves if (c["task"], c["recipe"]) != (task, recipe)] + curve
+            write_rows(curves_path(results_csv), curves, CURVE_COLUMNS)
+            write_rows(results_csv, rows, RESULT_COLUMNS)  # last: a row means its curve is already saved
+    return rows
+
+
+def results_table(rows: list[dict]) -> str:
+    """A Markdown table of results rows: one line per task and recipe, the baseline first."""
+    order = {name: i for i, name in enumerate((BASELINE,) + RECIPES)}
+    rows = sorted(rows, key=lambda r: (r["task"], order.get(r["recipe"], len(order))))
+    lines = ["| task | recipe | exact | SARI | BLEU | train loss | steps | rows |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        loss = "" if r["recipe"] == BASELINE else f"{r['loss']:.2f}"
+        lines.append(f"| {r['task']} | {r['recipe']} | {r['exact']:.1f} | {r['sari']:.1f} | {r['bleu']:.1f} | {loss} "
+                     f"| {r['steps']} | {r['rows']} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+
+def plot_learning_curves(curves: list[dict], rows: list[dict] = (), save=None):
+    """Validation SARI against training step, one panel per task and one line per recipe; the copy baseline
+    (from results `rows`, when given) as a dashed line. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if any(c["task"] == t for c in curves)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.6), squeeze=False, sharey=True)
+    for ax, task in zip(axes[0], tasks):
+        for recipe in RECIPES:
+            points = sorted((c["step"], c["sari"]) for c in curves if (c["task"], c["recipe"]) == (task, recipe))
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=recipe)
+        for r in rows:
+            if (r["task"], r["recipe"]) == (task, BASELINE):
+                ax.axhline(r["sari"], color="gray", linestyle="--", label="copy the input")
+        ax.set(title=f"WikiSplit {task}", xlabel="training step", ylabel="validation SARI")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    if save:
+        fig.savefig(save, dpi=120, bbox_inches="tight")
+    return fig
+
+
+PARTS = ("embeddings", "self-attention", "cross-attention", "feed-forward", "LM-head bias")  # its weight: tied embeddings
+
+
+def part_of(name: str) -> str:
+    """Which box of the recipe diagram a tensor belongs to: 'decoder.bert.encoder.layer.0.intermediate.dense.weight'
+    -> 'feed-forward'."""
+    for key, part in (("lm_head", "LM-head bias"), ("crossattention", "cross-attention"), ("attention", "self-attention"),
+                      ("embeddings", "embeddings")):
+        if key in name:
+            return part
+    return "feed-forward"  # intermediate.dense and output.{dense,LayerNorm}
+
+
+def pretrained_share(model) -> dict:
+    """{(half, part): fraction of its parameters loaded from the checkpoint} from model.load_report, for half in
+    encoder/decoder and part in PARTS (parts a half lacks are left out)."""
+    report, totals = model.load_report, {}
+    for names, loaded in ((report.loaded, True), (report.new, False)):
+        for name in names:
+            key = (name.split(".")[0], part_of(name))
+            total = totals.setdefault(key, [0, 0])
+            total[0] += report.numels[name] * loaded
+            total[1] += report.numels[name]
+    return {key: loaded / max(1, size) for key, (loaded, size) in totals.items()}
+
+
+def shares_weights(model) -> bool:
+    """True when the decoder's self-attention is the encoder's very tensor (the bertshare recipe)."""
+    return model.decoder.bert.encoder.layer[0].attention.self.query.weight is \
+        model.encoder.encoder.layer[0].attention.self.query.weight
+
+
+def plot_recipes(models: dict, save=None):
+    """The recipes as boxes: for each {name: model}, an encoder and a decoder column of PARTS, coloured from
+    blue (loaded from the checkpoint) to orange (new, random), as model.load_report says; hatched when the decoder
+    shares the encoder's weights. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+
+    colours = LinearSegmentedColormap.from_list("new_to_pretrained", ["tab:orange", "tab:blue"])
+    fig, axes = plt.subplots(1, len(models), figsize=(2.4 * len(models), 3.2))
+    for ax, (name, model) in zip(list(axes) if len(models) > 1 else [axes], models.items()):
+        share, shared = pretrained_share(model), shares_weights(model)
+        for col, half in enumerate(("encoder", "decoder")):
+            for row, part in enumerate(PARTS):
+                if (half, part) not in share:
+                    continue
+                hatch = "//" if shared and half == "decoder" and part != "cross-attention" else None
+                ax.add_patch(plt.Rectangle((col * 1.1, -row), 1, 0.85, facecolor=colours(share[(half, part)]),
+                                           edgecolor="black", hatch=hatch))
+                ax.text(col * 1.1 + 0.5, -row + 0.42, part, ha="center", va="center", fontsize=7, color="white")
+            ax.text(col * 1.1 + 0.5, 1.05, half, ha="center", fontsize=8)
+        ax.set(xlim=(-0.05, 2.15), ylim=(-len(PARTS) + 0.8, 1.4), title=name)
+        ax.axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(1.0)), plt.Rectangle((0, 0), 1, 1, color=colours(0.0)),
+               plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="//")]
+    fig.legend(handles, ["from the checkpoint", "new (random)", "shared with the encoder"], loc="lower center",
+               ncol=3, fontsize=8, frameon=False)
+    if save:
+        fig.savefig(save, dpi=120, bbox_inches="tight")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------- the command
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Train and score every warm-start recipe on WikiSplit split and "
+                                                 "fuse with one budget; resumes where an earlier run stopped.")
+    parser.add_argument("--quick", action="store_true", help="a few steps each (a smoke test, about a minute)")
+    parser.add_argument("--results", default=None, help="results CSV (default bench/results/paper_sweep.csv, "
+                                                        "or runs/paper_sweep_quick/results.csv with --quick)")
+    parser.add_argument("--run-dir", default=None, help="where runs and checkpoints go (default runs/paper_sweep"
+                                                        "[_quick])")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    parser.add_argument("--bert-dir", default=None, help="BERT checkpoint folder (default: the bundled MiniLM)")
+    parser.add_argument("--data-dir", default=None, help="folder with WikiSplit tune.tsv and validation.tsv")
+    parser.add_argument("--steps", type=int, default=None, help="override the budget's optimizer steps")
+    parser.add_argument("--final-rows", type=int, default=None, help="validation pairs the table is scored on")
+    parser.add_argument("--keep-models", action="store_true", help="keep each run's weights (0.8 GB a run)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: on a shared 2-core machine "
+                                                                 "a second thread made small runs 20x slower)")
+    parser.add_argument("--estimate", action="store_true", help="print the plan and its duration, then stop")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    suffix = "_quick" if args.quick else ""
+    results = args.results or ("runs/paper_sweep_quick/results.csv" if args.quick else "bench/results/paper_sweep.csv")
+    overrides = {k: v for k, v in (("steps", args.steps), ("final_rows", args.final_rows)) if v is not None}
+    if args.estimate:
+        settings = sweep_settings(args.quick, **overrides)
+        runs = len(args.tasks) * len(args.recipes)
+        print(f"{runs} runs x {settings['steps']} steps: about {estimate_seconds(settings, runs) / 3600:.1f} h "
+              f"on 2 CPU cores.\nSettings: {settings}")
+        return None
+    rows = run_sweep(results, args.run_dir or f"runs/paper_sweep{suffix}", args.quick, args.tasks, args.recipes,
+                     args.bert_dir, args.data_dir, args.keep_models, **overrides)
+    print(results_table(rows))
+    plot_learning_curves(read_rows(curves_path(results)), rows, save=Path(results).with_suffix(".png"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
