@@ -54,8 +54,8 @@ class Dropout(nn.Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape, device=x.device) >= self.p  # bool, (same shape as x)
-        return x * keep * (1.0 / (1.0 - self.p))
+        drop = torch.empty(x.shape, dtype=torch.bool, device=x.device).bernoulli_(self.p)
+        return x.mul(1.0 / (1.0 - self.p)).masked_fill_(drop, 0.0)
 
 
 class ResidualOutput(nn.Module):

@@ -7,6 +7,7 @@ dict names follow transformers' BertGeneration classes so such checkpoints load 
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .attention import Attention, Dropout, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
@@ -64,18 +65,53 @@ class Embeddings(nn.Module):
         return self.dropout(self.LayerNorm(inputs_embeds + self.position_embeddings(position_ids)))
 
 
+class ActivationThenLinear(torch.autograd.Function):
+    """y = act(u) W^T + b, keeping u but not act(u) for backward, where the activation is recomputed (cheap next
+    to the matmul). Autograd would keep both: one (tokens x intermediate_size) tensor per layer saved."""
+
+    @staticmethod
+    def forward(ctx, u, act, weight, bias):
+        ctx.act = act
+        ctx.save_for_backward(u, weight)
+        return F.linear(act(u), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        u, weight = ctx.saved_tensors
+        with torch.enable_grad():
+            u_ = u.detach().requires_grad_()
+            a = ctx.act(u_)
+        grad_a = grad_y @ weight.to(grad_y.dtype)
+        (grad_u,) = torch.autograd.grad(a, u_, grad_a)
+        flat_grad_y = grad_y.flatten(0, -2)  # (tokens, d)
+        grad_weight = (flat_grad_y.t() @ a.detach().flatten(0, -2).to(grad_y.dtype)).to(weight.dtype)
+        return grad_u, None, grad_weight, flat_grad_y.sum(0).to(weight.dtype)
+
+
 class FeedForwardUp(nn.Module):
-    """BERT's 'intermediate': d -> intermediate_size and the non-linearity (the way down is a ResidualOutput)."""
+    """BERT's 'intermediate': d -> intermediate_size. Its non-linearity is applied at the start of the way down
+    (FeedForwardDown), so that backward can recompute it instead of storing it."""
 
     def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+    def forward(self, x):
+        return self.dense(x)  # (B, T, intermediate_size), before the activation
+
+
+class FeedForwardDown(ResidualOutput):
+    """BERT's 'output': act -> dense back to d -> dropout -> LayerNorm(x + residual)."""
+
+    def __init__(self, config):
+        super().__init__(config.intermediate_size, config)
         if config.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act={config.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
         self.act = ACTIVATIONS[config.hidden_act]
 
-    def forward(self, x):
-        return self.act(self.dense(x))
+    def forward(self, u, residual):
+        down = ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias)
+        return self.LayerNorm(self.dropout(down) + residual)
 
 
 class Layer(nn.Module):
@@ -88,7 +124,7 @@ class Layer(nn.Module):
         if config.add_cross_attention:
             self.crossattention = Attention(config, is_cross_attention=True)
         self.intermediate = FeedForwardUp(config)
-        self.output = ResidualOutput(config.intermediate_size, config)
+        self.output = FeedForwardDown(config)
 
     def forward(self, x, mask, encoder_states=None, encoder_mask=None, cache=None, output_attentions=False):
         x, self_probs = self.attention(x, mask, cache=cache, layer_idx=self.layer_idx,

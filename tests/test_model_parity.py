@@ -109,3 +109,24 @@ def test_shift_tokens_right_matches_transformers():
     from transformers.models.encoder_decoder.modeling_encoder_decoder import shift_tokens_right as ref_shift
     labels = torch.tensor([[5, 6, 7, -100], [8, -100, -100, -100]])
     torch.testing.assert_close(bg.shift_tokens_right(labels, 0, 101), ref_shift(labels, 0, 101))
+
+
+def test_dropout_drops_about_p_and_keeps_the_expected_value():
+    from bertgen_mini.attention import Dropout
+    torch.manual_seed(0)
+    drop = Dropout(0.25)
+    x = torch.ones(200_000, requires_grad=True)
+    y = drop(x)
+    assert abs((y == 0).float().mean().item() - 0.25) < 0.01
+    assert abs(y.mean().item() - 1.0) < 0.01
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() / 0.75)
+    assert drop.eval()(x) is x
+
+
+def test_training_mode_gradients_flow_through_the_recomputed_activation():
+    model = small_pair().train()
+    ids, mask, labels = batch()
+    model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    up = model.encoder.encoder.layer[0].intermediate.dense.weight.grad
+    assert up is not None and up.abs().sum() > 0
