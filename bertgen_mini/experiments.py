@@ -227,7 +227,7 @@ def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RE
 def results_table(rows: list[dict]) -> str:
     """A Markdown table of results rows: one line per task and recipe, the baseline first."""
     order = {name: i for i, name in enumerate((BASELINE,) + RECIPES)}
-    rows = sorted(rows, key=lambda r: (r["task"], order.get(r["recipe"], len(order))))
+    rows = sorted(rows, key=lambda r: (TASKS.index(r["task"]), order.get(r["recipe"], len(order))))
     lines = ["| task | recipe | exact | SARI | BLEU | train loss | steps | rows |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         loss = "" if r["recipe"] == BASELINE else f"{r['loss']:.2f}"
@@ -308,7 +308,7 @@ def plot_recipes(models: dict, save=None):
             for row, part in enumerate(PARTS):
                 if (half, part) not in share:
                     continue
-                hatch = "//" if shared and half == "decoder" and part != "cross-attention" else None
+                hatch = "//" if shared and half == "decoder" and ("encoder", part) in share else None
                 ax.add_patch(plt.Rectangle((col * 1.1, -row), 1, 0.85, facecolor=colours(share[(half, part)]),
                                            edgecolor="black", hatch=hatch))
                 ax.text(col * 1.1 + 0.5, -row + 0.42, part, ha="center", va="center", fontsize=7, color="white")
