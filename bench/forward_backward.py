@@ -1,12 +1,15 @@
 """Training-step benchmark: bertgen_mini against transformers on the same MiniLM bert2bert.
 
 One step = forward + backward + AdamW, fp32, random token ids, batch 16, source 64, target 32 (the settings of
-../shared/reference/bench_train.py). Each implementation runs in its own child process, so peak memory (max RSS)
-is its own; the children alternate (ours, theirs, ours, ...) so machine drift hits both alike.
+../shared/reference/bench_train.py).
 
-    python bench/forward_backward.py            # ROUNDS=3 STEPS=4 WARMUP=1 THREADS=2 BATCH=16 SRC_LEN=64 TGT_LEN=32
+* Speed: one process holds both models and alternates single steps (ours, theirs, ours, ...), so load from other
+  jobs on a shared machine hits both alike; medians over STEPS steps each.
+* Memory: each implementation trains in its own child process, so its peak RSS is its own; the children alternate.
 
-Prints one line per child and a summary with medians and ratios (speed: theirs/ours step time; memory: ours/theirs).
+    python bench/forward_backward.py            # ROUNDS=3 STEPS=8 WARMUP=1 THREADS=2 BATCH=16 SRC_LEN=64 TGT_LEN=32
+
+Prints the step times, peak RSS per child, and the ratios (speed: theirs/ours step time; memory: ours/theirs).
 """
 import json
 import os
@@ -16,8 +19,9 @@ import subprocess
 import sys
 import time
 
+IMPLS = ("ours", "transformers")
 ENV = {k: int(os.environ.get(k, v)) for k, v in
-       dict(ROUNDS=3, STEPS=4, WARMUP=1, THREADS=2, BATCH=16, SRC_LEN=64, TGT_LEN=32).items()}
+       dict(ROUNDS=3, STEPS=8, WARMUP=1, THREADS=2, BATCH=16, SRC_LEN=64, TGT_LEN=32).items()}
 
 
 def build(impl, bert_dir):
@@ -37,14 +41,15 @@ def build(impl, bert_dir):
     return model.train()
 
 
-def child(impl):
+def training_step(impl):
+    """A closure running one step of `impl`'s model on fixed random data."""
     import warnings
 
     import torch
-
-    from bertgen_mini.paths import default_bert_dir
     warnings.filterwarnings("ignore")
     torch.set_num_threads(ENV["THREADS"])
+
+    from bertgen_mini.paths import default_bert_dir
     torch.manual_seed(0)
     model = build(impl, str(default_bert_dir()))
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
@@ -52,32 +57,57 @@ def child(impl):
     src = torch.randint(1000, 30000, (ENV["BATCH"], ENV["SRC_LEN"]), generator=g)
     labels = torch.randint(1000, 30000, (ENV["BATCH"], ENV["TGT_LEN"]), generator=g)
     mask = torch.ones_like(src)
-    times = []
-    for i in range(ENV["WARMUP"] + ENV["STEPS"]):
-        t = time.perf_counter()
+
+    def step():
         model(input_ids=src, attention_mask=mask, labels=labels).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if i >= ENV["WARMUP"]:
-            times.append(time.perf_counter() - t)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": impl, "step_s": statistics.median(times), "peak_rss_mib": round(peak_mib)}))
+    return step
+
+
+def timed(step):
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def speed():
+    """Both implementations in this process, single steps alternating: median seconds per step for each."""
+    steps = {impl: training_step(impl) for impl in IMPLS}
+    times = {impl: [] for impl in IMPLS}
+    for i in range(ENV["WARMUP"] + ENV["STEPS"]):
+        for impl in IMPLS:
+            t = timed(steps[impl])
+            if i >= ENV["WARMUP"]:
+                times[impl].append(t)
+    return {impl: statistics.median(t) for impl, t in times.items()}
+
+
+def child(impl):
+    """Peak RSS of training `impl` alone (WARMUP + 3 steps), printed as JSON for the parent."""
+    step = training_step(impl)
+    for _ in range(ENV["WARMUP"] + 3):
+        step()
+    print(json.dumps({"impl": impl, "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
 
 def main():
-    results = {"ours": [], "transformers": []}
+    import torch
+    # Spin-waiting OpenMP threads starve each other on a shared 2-core machine; both sides get the same setting.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    rss = {impl: [] for impl in IMPLS}
     for _ in range(ENV["ROUNDS"]):
-        for impl in results:
+        for impl in IMPLS:
             out = subprocess.run([sys.executable, __file__, impl], capture_output=True, text=True, check=True)
             line = json.loads(out.stdout.strip().splitlines()[-1])
             print(json.dumps(line))
-            results[impl].append(line)
-    step = {k: statistics.median(r["step_s"] for r in v) for k, v in results.items()}
-    rss = {k: statistics.median(r["peak_rss_mib"] for r in v) for k, v in results.items()}
+            rss[impl].append(line["peak_rss_mib"])
+    step = speed()
+    rss = {k: statistics.median(v) for k, v in rss.items()}
     tokens = ENV["BATCH"] * (ENV["SRC_LEN"] + ENV["TGT_LEN"])
-    print(f"\nsettings: {ENV}")
+    print(f"\nsettings: {ENV}, torch {torch.__version__}, {os.cpu_count()} CPUs")
     print(f"{'':<14}{'step (s)':>10}{'tokens/s':>10}{'peak RSS (MiB)':>16}")
-    for k in results:
+    for k in IMPLS:
         print(f"{k:<14}{step[k]:>10.3f}{tokens / step[k]:>10.0f}{rss[k]:>16.0f}")
     print(f"speed-up (transformers step / ours): {step['transformers'] / step['ours']:.2f}x   "
           f"memory (ours / transformers): {rss['ours'] / rss['transformers']:.2f}x")
