@@ -3,6 +3,8 @@
 Greedy search, sampling and beam search all call `process_scores`, which applies the processors in the order
 transformers' `generate` does: n-gram blocking, the minimum length, then (sampling only) temperature, top-k and
 top-p. A blocked token gets a score of -inf, so softmax gives it probability 0 and argmax / top-k never pick it.
+The two blocking processors write into the scores they are given: each step's scores are a fresh tensor, and copying
+a (rows x 30k) matrix every step would cost more than the blocking itself.
 
 References: Paulus et al. 2018 (no-repeat n-grams); Fan et al. 2018 (top-k); Holtzman et al. 2020 (top-p, "nucleus"
 sampling); transformers' `generation/logits_process.py` for the exact semantics matched here.
@@ -13,7 +15,7 @@ BLOCKED = float("-inf")
 
 
 def ban_repeated_ngrams(scores, sequences, n):
-    """Block every token that would complete an n-gram already present in its row.
+    """Block (in place) every token that would complete an n-gram already present in its row.
 
     scores (N, V), sequences (N, T) -> scores (N, V). The last n-1 tokens of a row are the prefix of the n-gram
     the next token would complete; every earlier window that starts with that prefix bans the token that followed it.
@@ -25,14 +27,12 @@ def ban_repeated_ngrams(scores, sequences, n):
     windows = sequences.unfold(1, n, 1)                         # (N, T-n+1, n): every n-gram so far
     hits = (windows[..., :-1] == prefix[:, None]).all(dim=-1)   # (N, T-n+1): windows that start with the prefix
     rows, starts = hits.nonzero(as_tuple=True)
-    scores = scores.clone()
     scores[rows, windows[rows, starts, -1]] = BLOCKED
     return scores
 
 
 def block_token(scores, token_id):
-    """scores (N, V) with column `token_id` set to -inf (used to forbid the end token before min_new_tokens)."""
-    scores = scores.clone()
+    """scores (N, V) with column `token_id` set to -inf, in place (forbids the end token before min_new_tokens)."""
     scores[:, token_id] = BLOCKED
     return scores
 
@@ -61,8 +61,9 @@ def keep_top_p(scores, p, min_keep=1):
 def process_scores(scores, sequences, settings, new_tokens):
     """Apply every processor the settings ask for, in transformers' order.
 
-    scores (N, V) float: logits (greedy, sampling) or log-probabilities (beam search); sequences (N, T) the tokens
-    so far; new_tokens how many tokens have been generated already. Returns the processed (N, V) scores.
+    scores (N, V) float: logits (greedy, sampling) or log-probabilities (beam search), changed in place; sequences
+    (N, T) the tokens so far; new_tokens how many tokens have been generated already. Returns the processed (N, V)
+    scores.
     """
     if settings.no_repeat_ngram_size > 0:
         scores = ban_repeated_ngrams(scores, sequences, settings.no_repeat_ngram_size)
