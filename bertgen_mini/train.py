@@ -3,7 +3,8 @@
 One optimizer step:
 
     loss = sum of token cross-entropies / number of label tokens in the whole step
-    AdamW with  lr(t) = lr * min(1, (t+1) / warmup) * max(0, (T - t) / (T - warmup))      (warmup, linear decay)
+    AdamW with  lr(t) = lr * (t+1) / warmup              for t < warmup   (warmup)
+                lr(t) = lr * max(0, (T - t) / (T - warmup))  after            (linear decay to 0 at step T)
     gradients clipped to a global norm of max_grad_norm
 
 The loss is normalised by the tokens of the *whole* step (all accumulated micro-batches, all processes), so
