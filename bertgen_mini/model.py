@@ -33,7 +33,7 @@ def additive_mask(attention_mask, dtype):
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
-def causal_mask(attention_mask, query_len, past_len, batch, dtype, device):
+def causal_mask(attention_mask, query_len, past_len, dtype, device):
     """Block the future and any padding: (B or 1, 1, T, past+T). Query i sits at position past+i and may see
     keys 0..past+i. A single new query (a generation step) may see everything cached, so only padding is blocked."""
     padding = additive_mask(attention_mask, dtype)
@@ -203,7 +203,7 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
         x = self.embeddings(input_ids, position_ids, inputs_embeds, past_len)  # (B, T, d)
         B, T, _ = x.shape
         if cfg.is_decoder:
-            mask = causal_mask(attention_mask, T, past_len, B, x.dtype, x.device)
+            mask = causal_mask(attention_mask, T, past_len, x.dtype, x.device)
         else:
             mask = additive_mask(attention_mask, x.dtype)
         encoder_mask = additive_mask(encoder_attention_mask, x.dtype)
