@@ -33,12 +33,19 @@ class KVCache:
         first = self.self_attention[0]
         return 0 if first is None else first[0].shape[2]
 
-    def reorder(self, batch_index: torch.Tensor) -> None:
-        """Keep rows `batch_index` of every cached tensor (beam search moves hypotheses between beams)."""
+    def repeat_rows(self, copies: int) -> None:
+        """Each row becomes `copies` consecutive rows: the beams (or samples) of one source share its first step."""
         for entries in (self.self_attention, self.cross_attention):
             for i, kv in enumerate(entries):
                 if kv is not None:
-                    entries[i] = tuple(t.index_select(0, batch_index) for t in kv)
+                    entries[i] = tuple(t.repeat_interleave(copies, dim=0) for t in kv)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Row i continues old row rows[i] (beam search moved hypotheses). Only self-attention entries move: a beam
+        never leaves its source, so the cross-attention rows it would take hold the same keys and values."""
+        for i, kv in enumerate(self.self_attention):
+            if kv is not None:
+                self.self_attention[i] = tuple(t.index_select(0, rows) for t in kv)
 
 
 class Dropout(nn.Module):

@@ -114,20 +114,14 @@ class DecoderRunner:
         seen = self.cache.get_seq_length() if self.cache is not None else 0
         if self.cache is not None and seen == 0 and self.copies > 1:
             logits = self.logits(sequences[::self.copies], self.states_once, self.mask_once)  # one row per source
-            for entries in (self.cache.self_attention, self.cache.cross_attention):
-                for i, kv in enumerate(entries):
-                    if kv is not None:
-                        entries[i] = tuple(t.repeat_interleave(self.copies, dim=0) for t in kv)
+            self.cache.repeat_rows(self.copies)
             return logits.repeat_interleave(self.copies, dim=0)
         return self.logits(sequences[:, seen:], self.states, self.mask)
 
     def reorder(self, rows):
-        """Beam search moved hypotheses: row i now continues old row rows[i]. Only self-attention entries move: a
-        beam never leaves its source, so the cross-attention rows it would take hold the same keys and values."""
+        """Beam search moved hypotheses: row i now continues old row rows[i]."""
         if self.cache is not None:
-            cached = self.cache.self_attention
-            for i, (k, v) in enumerate(cached):
-                cached[i] = k.index_select(0, rows), v.index_select(0, rows)
+            self.cache.reorder(rows)
 
 
 def greedy_or_sample(runner, prompt, settings):
