@@ -18,6 +18,11 @@ from .data import load_wikisplit
 from .files import atomic_write_text
 from .metrics import score_all
 
+# Scoring reads whole sources and leaves room for whole splits, whatever lengths training used: a model trained on
+# short pairs must be judged on the same full validation sentences as the copy baseline. 128 WordPiece tokens hold
+# every WikiSplit validation source (longest 98) and target (longest 109); smaller models get what their positions hold.
+EVAL_MAX_LEN = 128
+
 
 def round_trip(texts, tokenizer) -> list[str]:
     """Each text as the tokenizer can write it: encoded without specials, decoded, whitespace normalised."""
@@ -26,9 +31,15 @@ def round_trip(texts, tokenizer) -> list[str]:
 
 
 @torch.no_grad()
-def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int = 64, max_new_tokens: int = 64,
-            num_beams: int = 1) -> list[str]:
-    """Generated text for each source string (greedy, or beam search with num_beams > 1), in input order."""
+def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int | None = None,
+            max_new_tokens: int | None = None, num_beams: int = 1) -> list[str]:
+    """Generated text for each source string (greedy, or beam search with num_beams > 1), in input order.
+    Lengths left as None read up to EVAL_MAX_LEN tokens of each source and write up to EVAL_MAX_LEN new ones,
+    fewer where the model has fewer positions."""
+    if max_source_len is None:
+        max_source_len = min(EVAL_MAX_LEN, model.encoder.config.max_position_embeddings)
+    if max_new_tokens is None:
+        max_new_tokens = min(EVAL_MAX_LEN, model.decoder.config.max_position_embeddings)
     was_training = model.training
     model.eval()
     predictions = []
@@ -44,8 +55,8 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
     return predictions
 
 
-def evaluate(model, tokenizer, pairs, batch_size: int = 32, max_source_len: int = 64, max_new_tokens: int = 64,
-             num_beams: int = 1) -> tuple[dict, list[dict]]:
+def evaluate(model, tokenizer, pairs, batch_size: int = 32, max_source_len: int | None = None,
+             max_new_tokens: int | None = None, num_beams: int = 1) -> tuple[dict, list[dict]]:
     """Scores of `model` on `pairs` (Pair(source, target) from data.load_wikisplit) and the rows behind them.
     Returns ({"exact", "sari", "bleu", "bleu_copy", "sari_copy"}, [{"source", "prediction", "reference"}, ...]).
     The *_copy scores take the source itself as the prediction: the bar a splitting model must clear (SARI as in
@@ -74,8 +85,8 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=100, help="score the first N pairs (0 = all)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-beams", type=int, default=1)
-    parser.add_argument("--max-source-len", type=int, default=64)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-source-len", type=int, default=None, help=f"default {EVAL_MAX_LEN}")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help=f"default {EVAL_MAX_LEN}")
     parser.add_argument("--output-dir", default=None, help="where predictions.jsonl and metrics.json go "
                                                            "(default: the model folder)")
     args = parser.parse_args(argv)

@@ -169,8 +169,7 @@ def run_recipe(task: str, recipe: str, output_dir, settings: dict, bert_dir=None
     start = time.time()
     model, tokenizer = train(config)
     pairs = load_wikisplit("validation", data_dir, task)[:final_rows]
-    scores, _ = evaluate(model, tokenizer, pairs, max_source_len=config.max_source_len,
-                         max_new_tokens=config.max_target_len)
+    scores, _ = evaluate(model, tokenizer, pairs)
     log = read_log(output_dir)
     losses = [r["loss"] for r in log if "loss" in r][-max(1, config.steps // 10):]  # the last tenth of the run
     row = {"task": task, "recipe": recipe, **{k: scores[k] for k in ("exact", "sari", "bleu")},
@@ -340,6 +339,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="folder with WikiSplit tune.tsv and validation.tsv")
     parser.add_argument("--steps", type=int, default=None, help="override the budget's optimizer steps")
     parser.add_argument("--final-rows", type=int, default=None, help="validation pairs the table is scored on")
+    parser.add_argument("--eval-every", type=int, default=None, help="steps between the learning curve's points")
+    parser.add_argument("--eval-rows", type=int, default=None, help="validation pairs each curve point is scored on")
     parser.add_argument("--keep-models", action="store_true", help="keep each run's weights (0.8 GB a run)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: on a shared 2-core machine "
                                                                  "a second thread made small runs 20x slower)")
@@ -348,7 +349,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     suffix = "_quick" if args.quick else ""
     results = args.results or ("runs/paper_sweep_quick/results.csv" if args.quick else "bench/results/paper_sweep.csv")
-    overrides = {k: v for k, v in (("steps", args.steps), ("final_rows", args.final_rows)) if v is not None}
+    overrides = {k: v for k in ("steps", "final_rows", "eval_every", "eval_rows") if (v := getattr(args, k)) is not None}
     if args.estimate:
         settings = sweep_settings(args.quick, **overrides)
         runs = len(args.tasks) * len(args.recipes)

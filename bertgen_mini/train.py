@@ -325,8 +325,7 @@ def train(config: TrainConfig):
     validation = load_wikisplit("validation", config.data_dir, config.task)[:config.eval_rows]
 
     def evaluate_fn(model):  # scores for the log; the rows behind them go to eval_predictions.jsonl
-        scores, rows = evaluate(model, tokenizer, validation, max_source_len=config.max_source_len,
-                                max_new_tokens=config.max_target_len)
+        scores, rows = evaluate(model, tokenizer, validation)
         atomic_write(Path(config.output_dir) / "eval_predictions.jsonl", lambda tmp: Path(tmp).write_text(
             "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"))
         return scores
