@@ -1,10 +1,12 @@
 """Ready-trained models for the notebooks: trained once on this machine with a measured recipe, then cached.
 
 `finetuned_bert2bert()` fine-tunes the MiniLM bert2bert on WikiSplit's tune split with the preset of
-bertgen_mini.recipes (the quick one in CI), saves it under `<cache>/finetuned/<preset>/` in the Hugging Face layout
-and, on every later call, just loads it. Delete that folder to train again. Nothing is downloaded.
+bertgen_mini.recipes (the quick one in CI), saves it under `<cache>/finetuned/bert2bert-<preset>-<settings hash>/`
+in the Hugging Face layout and, on every later call, just loads it. The hash makes a changed preset train a new
+model instead of loading one trained with old settings. Delete the folder to train again. Nothing is downloaded.
 """
-import os
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +19,14 @@ from .train import TrainConfig, checkpoints, train
 DONE_MARKER = "train_config.json"  # written last by train(): its presence means the folder is complete
 
 
+def model_folder(preset: str, cache_dir=None) -> Path:
+    """Where finetuned_bert2bert keeps the model of `preset`: <cache>/finetuned/bert2bert-<preset>-<hash>, the hash
+    taken over the preset's settings (so editing a preset in recipes.py means a new folder, a new training)."""
+    settings_hash = hashlib.sha1(json.dumps(PRESETS[preset], sort_keys=True).encode()).hexdigest()[:8]
+    root = Path(cache_dir if cache_dir is not None else paths.cache_dir())
+    return root / "finetuned" / f"bert2bert-{preset}-{settings_hash}"
+
+
 def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True):
     """The MiniLM bert2bert fine-tuned for sentence splitting, and its tokenizer: (EncoderDecoderModel, BertTokenizer).
 
@@ -26,9 +36,9 @@ def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool
     training resumes from its last checkpoint; later calls load from the cache in seconds.
     """
     if quick is None:
-        quick = os.environ.get("CI") == "true"
+        quick = paths.quick_mode()
     preset = "cpu-quick" if quick else "cpu-hour"
-    folder = Path(cache_dir if cache_dir is not None else paths.cache_dir()) / "finetuned" / f"bert2bert-{preset}"
+    folder = model_folder(preset, cache_dir)
     if not (folder / DONE_MARKER).is_file():
         if verbose:
             print(f"Training bert2bert with the {preset!r} preset into {folder} (only this once).")

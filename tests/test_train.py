@@ -13,7 +13,8 @@ from bertgen_mini.data import Pair, collate
 from bertgen_mini.evaluate import evaluate
 from bertgen_mini.tokenizer_wordpiece import BertTokenizer
 from bertgen_mini.train import STATE_NAME, Trainer, TrainConfig, checkpoints, parse_args, train
-from bertgen_mini.zoo import DONE_MARKER, finetuned_bert2bert
+from bertgen_mini.recipes import PRESETS
+from bertgen_mini.zoo import DONE_MARKER, finetuned_bert2bert, model_folder
 from reference import small_pair
 from test_recipes import save_tiny_bert, write_vocab
 
@@ -171,10 +172,17 @@ def test_train_command_runs_end_to_end_on_wikisplit(tmp_path, wikisplit_dir):
 
 
 def test_zoo_loads_a_cached_model_without_training(tmp_path):
-    folder = tmp_path / "finetuned" / "bert2bert-cpu-quick"
+    folder = model_folder("cpu-quick", tmp_path)
     no_dropout_pair().save_pretrained(folder)
     tiny_tokenizer(folder)
     (folder / DONE_MARKER).write_text("{}")
     model, tokenizer = finetuned_bert2bert(quick=True, cache_dir=tmp_path)
     assert isinstance(model, bg.EncoderDecoderModel) and not model.training
     assert tokenizer.sep_token_id == 3
+
+
+def test_zoo_keys_its_cache_on_the_preset_settings(tmp_path, monkeypatch):
+    before = model_folder("cpu-quick", tmp_path)
+    monkeypatch.setitem(PRESETS, "cpu-quick", {**PRESETS["cpu-quick"], "steps": 1})
+    after = model_folder("cpu-quick", tmp_path)
+    assert before != after and before.parent == after.parent  # an edited preset never loads the old model
