@@ -23,21 +23,26 @@ class LinearCrossEntropy(torch.autograd.Function):
         keep = labels != -100
         count = keep.sum().clamp(min=1)
         targets = labels.clamp(min=0)
+        w, b = weight.to(hidden.dtype), bias.to(hidden.dtype)  # no-ops in fp32; the autocast dtype otherwise
         logits = hidden.new_empty(hidden.shape[0], weight.shape[0])
         grad_hidden, grad_weight, grad_bias = torch.zeros_like(hidden), torch.zeros_like(weight), torch.zeros_like(bias)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, hidden.shape[0], CHUNK_ROWS):
             rows = slice(start, start + CHUNK_ROWS)
             h, y, k = hidden[rows], targets[rows], keep[rows]
-            z = F.linear(h, weight, bias)  # (c, V)
-            logits[rows] = z
-            log_probs = z.float().log_softmax(-1)
-            total += -(log_probs.gather(1, y[:, None]).squeeze(1) * k).sum()
-            g = log_probs.exp_()  # softmax, reusing the buffer
+            z = torch.addmm(b, h, w.t(), out=logits[rows])  # (c, V), written straight into the returned logits
+            g = z.float().log_softmax(-1)
+            total -= (g.gather(1, y[:, None]).squeeze(1) * k).sum()
+            g.exp_()  # softmax, in the same buffer
             g[torch.arange(len(y), device=g.device), y] -= 1
-            g = (g * (k[:, None] / count)).to(h.dtype)  # (c, V): dL/dz for this chunk
-            grad_hidden[rows] = g @ weight.to(h.dtype)
-            grad_weight += (g.t() @ h).to(grad_weight.dtype)
+            g = g.mul_(k[:, None] / count).to(h.dtype)  # (c, V): dL/dz for this chunk
+            torch.mm(g, w, out=grad_hidden[rows])
+            # The (V, d) weight gradient grows in place: a fresh 47 MB product per chunk costs a page-faulting
+            # allocation each time. Under autocast g and h are half precision; their product is added in fp32.
+            if g.dtype == grad_weight.dtype:
+                grad_weight.addmm_(g.t(), h)
+            else:
+                grad_weight += (g.t() @ h).to(grad_weight.dtype)
             grad_bias += g.sum(0).to(grad_bias.dtype)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.mark_non_differentiable(logits)
