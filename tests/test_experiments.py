@@ -7,7 +7,7 @@ import torch
 import bertgen_mini as bg
 import bertgen_mini.evaluate
 from bertgen_mini import experiments as ex
-from bertgen_mini.recipes import PRESETS, RECIPES, build_model
+from bertgen_mini.recipes import RECIPES, build_model
 from bertgen_mini.tokenizer_wordpiece import BertTokenizer
 from bertgen_mini.train import checkpoints
 from test_recipes import save_tiny_bert
@@ -111,4 +111,4 @@ def test_recipe_diagram_reads_the_load_report(tiny):
 def test_estimate_prints_the_plan_without_training(capsys):
     ex.main(["--estimate"])
     out = capsys.readouterr().out
-    assert f"10 runs x {PRESETS[ex.FULL_PRESET]['steps']} steps" in out and " h on 2 CPU cores" in out
+    assert f"10 runs x {ex.sweep_settings(quick=False)['steps']} steps" in out and " h on 2 CPU cores" in out
