@@ -3,7 +3,10 @@ splitting (1 -> 2 sentences) and its reverse, fusion (2 -> 1), scored on validat
 beside the copy-the-input baseline.
 
     python -m bertgen_mini.experiments --quick      # a few steps each: a smoke test (CI, the notebook)
-    python -m bertgen_mini.experiments              # the full sweep, ~2 h on 2 CPU cores: bench/results/paper_sweep.csv
+    python -m bertgen_mini.experiments              # the full sweep, ~3 h on one core: bench/results/paper_sweep.csv
+
+On 2 cores, run `--tasks split` and `--tasks fuse` as two processes side by side (each with its own --results),
+then concatenate their CSVs: 1.6 hours for the README's sweep.
 
 A sweep writes one results row per (task, recipe) the moment that run is scored, and its learning curve
 (validation SARI every eval_every steps) to a second CSV beside it. Run the same command again after an
@@ -42,10 +45,11 @@ QUICK_FINAL_ROWS, FULL_FINAL_ROWS = 8, 300
 # The full sweep as run for the README: 300 steps each (the preset's 700 for ten recipes-and-tasks would take ~7 h on
 # 2 cores), a learning-curve point every 60 steps on 100 validation pairs, the table on 300.
 FULL_OVERRIDES = dict(steps=300, eval_every=60, eval_rows=100, save_every=100)
-# The estimate's constants, for the full-size MiniLM on this project's 2-core machine (1 thread, fp32): 40 steps of
-# 16 pairs took 2:10-2:40 in bench/train_recipes.md; greedy scoring is rounded up generously.
-SECONDS_PER_STEP_PER_PAIR = 0.3    # one training step costs about this much per pair in the batch
-SECONDS_PER_EVAL_ROW = 0.5         # greedy generation (up to max_target_len tokens) and scoring, per pair
+# The estimate's constants, measured in the README's sweep (full-size MiniLM, fp32, one thread, the split and fuse
+# sweeps side by side on 2 cores): 2.5-4.3 s per step of 16 pairs with the curve's evaluations, 0.06-0.2 s per
+# scored pair (babbling models write all 128 tokens).
+SECONDS_PER_STEP_PER_PAIR = 0.2    # one training step costs about this much per pair in the batch
+SECONDS_PER_EVAL_ROW = 0.15        # greedy generation (up to 128 new tokens) and scoring, per pair
 
 
 def sweep_settings(quick: bool, **overrides) -> dict:
@@ -60,7 +64,7 @@ def sweep_settings(quick: bool, **overrides) -> dict:
 
 
 def estimate_seconds(settings: dict, runs: int) -> float:
-    """Rough wall-clock seconds for `runs` trainings with these settings on 2 CPU cores (the constants above)."""
+    """Rough wall-clock seconds for `runs` trainings with these settings, one after another on one CPU core."""
     train_s = settings["steps"] * settings["batch_size"] * SECONDS_PER_STEP_PER_PAIR
     evals = settings["steps"] // settings["eval_every"] if settings.get("eval_every") else 1
     eval_s = (evals * settings["eval_rows"] + settings["final_rows"]) * SECONDS_PER_EVAL_ROW
@@ -206,7 +210,7 @@ def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RE
     todo = [(t, r) for t in tasks for r in recipes if (t, r) not in done]
     estimate = "about a minute" if quick else f"about {estimate_seconds(settings, len(todo)) / 3600:.1f} h"
     print(f"{len(todo)} of {len(tasks) * len(recipes)} runs to do, {settings['steps']} steps each: {estimate} on "
-          f"2 CPU cores. Results: {results_csv}")
+          f"one CPU core. Results: {results_csv}")
     tokenizer = BertTokenizer.from_pretrained(bert_dir or default_bert_dir())
     for task in tasks:
         if (task, BASELINE) not in done:
@@ -356,7 +360,7 @@ def main(argv=None):
         settings = sweep_settings(args.quick, **overrides)
         runs = len(args.tasks) * len(args.recipes)
         print(f"{runs} runs x {settings['steps']} steps: about {estimate_seconds(settings, runs) / 3600:.1f} h "
-              f"on 2 CPU cores.\nSettings: {settings}")
+              f"on one CPU core.\nSettings: {settings}")
         return None
     rows = run_sweep(results, args.run_dir or f"runs/paper_sweep{suffix}", args.quick, args.tasks, args.recipes,
                      args.bert_dir, args.data_dir, args.keep_models, **overrides)

@@ -111,4 +111,4 @@ def test_recipe_diagram_reads_the_load_report(tiny):
 def test_estimate_prints_the_plan_without_training(capsys):
     ex.main(["--estimate"])
     out = capsys.readouterr().out
-    assert f"10 runs x {ex.sweep_settings(quick=False)['steps']} steps" in out and " h on 2 CPU cores" in out
+    assert f"10 runs x {ex.sweep_settings(quick=False)['steps']} steps" in out and " h on one CPU core" in out
