@@ -30,8 +30,9 @@ def model_folder(preset: str, cache_dir=None) -> Path:
 def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True):
     """The MiniLM bert2bert fine-tuned for sentence splitting, and its tokenizer: (EncoderDecoderModel, BertTokenizer).
 
-    quick: use the "cpu-quick" preset (about 3 minutes on 2 CPU cores; outputs have the split's form and the source's
-    topic words, not yet its spans) instead of "cpu-hour" (about 40 minutes; real splits). Default: quick when $CI is "true". cache_dir: default
+    quick: use the "cpu-quick" preset (about 4 minutes on 2 CPU cores; outputs have the split's form and start to
+    copy spans of the source) instead of "cpu-hour" (about 40 minutes; real splits). Default: quick when $CI is
+    "true". cache_dir: default
     bertgen_mini.paths.cache_dir(). The first call trains (printing progress when verbose) and an interrupted
     training resumes from its last checkpoint; later calls load from the cache in seconds.
     """
