@@ -30,6 +30,13 @@ def round_trip(texts, tokenizer) -> list[str]:
                                       clean_up_tokenization_spaces=False).split()) for t in texts]
 
 
+def decode(ids, tokenizer) -> list[str]:
+    """Generated ids (B, T) as text to score: specials dropped, whitespace normalised, and no clean-up, since
+    WikiSplit text keeps spaces around punctuation and SARI counts whitespace tokens."""
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return [" ".join(t.split()) for t in texts]
+
+
 @torch.no_grad()
 def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int | None = None,
             max_new_tokens: int | None = None, num_beams: int = 1) -> list[str]:
@@ -48,9 +55,7 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
                         max_length=max_source_len, return_tensors="pt").to(model.device)
         out = model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                              num_beams=num_beams)  # (B, 1 + new), the start token first
-        # No clean-up: WikiSplit text keeps spaces around punctuation, and SARI counts whitespace tokens.
-        texts = tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        predictions += [" ".join(t.split()) for t in texts]
+        predictions += decode(out, tokenizer)
     model.train(was_training)
     return predictions
 
