@@ -75,7 +75,11 @@ class ResidualOutput(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x, residual):
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        return self.close(self.dense(x), residual)
+
+    def close(self, y, residual):
+        """dropout -> LayerNorm(y + residual) on the block's already projected output y."""
+        return self.LayerNorm(self.dropout(y) + residual)
 
 
 class HeadProjections(nn.Module):

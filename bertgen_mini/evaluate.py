@@ -25,7 +25,8 @@ EVAL_MAX_LEN = 128
 
 
 def round_trip(texts, tokenizer) -> list[str]:
-    """Each text as the tokenizer can write it: encoded without specials, decoded, whitespace normalised."""
+    """Each text as the tokenizer can write it: encoded without specials, decoded, whitespace normalised ([UNK]
+    stays, so a reference keeps the place of a word the vocabulary cannot spell)."""
     return [" ".join(tokenizer.decode(tokenizer.encode(t, add_special_tokens=False),
                                       clean_up_tokenization_spaces=False).split()) for t in texts]
 

@@ -42,8 +42,8 @@ FULL_PRESET = "cpu-hour"  # the settings every recipe gets in the full sweep (re
 QUICK_OVERRIDES = dict(steps=4, batch_size=4, warmup_steps=1, train_rows=32, eval_every=2, eval_rows=4,
                        max_source_len=32, max_target_len=32, drop_long=False)
 QUICK_FINAL_ROWS, FULL_FINAL_ROWS = 8, 300
-# The full sweep as run for the README: 300 steps each (the preset's 700 for ten recipes-and-tasks would take ~7 h on
-# 2 cores), a learning-curve point every 60 steps on 100 validation pairs, the table on 300.
+# The full sweep as run for the README: 300 steps each (the preset's 700 for ten runs would take about 7 h on one
+# core), a learning-curve point every 60 steps on 100 validation pairs, the table on 300.
 FULL_OVERRIDES = dict(steps=300, eval_every=60, eval_rows=100, save_every=100)
 # The estimate's constants, measured in the README's sweep (full-size MiniLM, fp32, one thread, the split and fuse
 # sweeps side by side on 2 cores): 2.5-4.3 s per step of 16 pairs with the curve's evaluations, 0.06-0.2 s per
@@ -355,7 +355,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     suffix = "_quick" if args.quick else ""
     results = args.results or ("runs/paper_sweep_quick/results.csv" if args.quick else "bench/results/paper_sweep.csv")
-    overrides = {k: v for k in ("steps", "final_rows", "eval_every", "eval_rows") if (v := getattr(args, k)) is not None}
+    overrides = {}
+    for name in ("steps", "final_rows", "eval_every", "eval_rows"):  # only the flags given replace the budget's
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     if args.estimate:
         settings = sweep_settings(args.quick, **overrides)
         runs = len(args.tasks) * len(args.recipes)

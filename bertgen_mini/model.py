@@ -110,8 +110,7 @@ class FeedForwardDown(ResidualOutput):
         self.act = ACTIVATIONS[config.hidden_act]
 
     def forward(self, u, residual):
-        down = ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias)
-        return self.LayerNorm(self.dropout(down) + residual)
+        return self.close(ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias), residual)
 
 
 class Layer(nn.Module):

@@ -32,9 +32,8 @@ def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool
 
     quick: use the "cpu-quick" preset (about 4 minutes on 2 CPU cores; outputs have the split's form and start to
     copy spans of the source) instead of "cpu-hour" (about 40 minutes; real splits). Default: quick when $CI is
-    "true". cache_dir: default
-    bertgen_mini.paths.cache_dir(). The first call trains (printing progress when verbose) and an interrupted
-    training resumes from its last checkpoint; later calls load from the cache in seconds.
+    "true". cache_dir: default bertgen_mini.paths.cache_dir(). The first call trains (printing progress when
+    verbose) and an interrupted training resumes from its last checkpoint; later calls load from the cache in seconds.
     """
     if quick is None:
         quick = paths.quick_mode()

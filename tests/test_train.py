@@ -11,9 +11,9 @@ import torch.multiprocessing as mp
 import bertgen_mini as bg
 from bertgen_mini.data import Pair, collate
 from bertgen_mini.evaluate import evaluate
+from bertgen_mini.recipes import PRESETS
 from bertgen_mini.tokenizer_wordpiece import BertTokenizer
 from bertgen_mini.train import STATE_NAME, Trainer, TrainConfig, checkpoints, parse_args, train
-from bertgen_mini.recipes import PRESETS
 from bertgen_mini.zoo import DONE_MARKER, finetuned_bert2bert, model_folder
 from reference import small_pair
 from test_recipes import save_tiny_bert, write_vocab
