@@ -5,8 +5,10 @@ greedy and with beams, with and without the key/value cache. The two libraries a
 shared machine hits both alike; we report medians. Tokens/s counts returned tokens: batch * NEW_TOKENS (not beams).
 
 Env: THREADS (2), SRC_LEN (64), NEW_TOKENS (32), BATCHES ("1,16"), BEAMS ("1,4"), CACHE ("1,0"), REPEATS (3),
-SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16), OMP_WAIT_POLICY (PASSIVE: on a
-shared 2-core machine OpenMP's default spin-waiting made both libraries 5-8x slower at 2 threads).
+SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16), OMP_WAIT_POLICY (unset: OpenMP's
+default, the fastest for both libraries on an idle machine, where PASSIVE made every small parallel operation wait
+for a sleeping thread and halved our batch-1 speed; on a machine shared with other jobs set PASSIVE, since there
+spin-waiting made both libraries 5-8x slower).
 Run from the repo root: python -m bench.generate   (2-4 minutes on 2 idle cores). Prints a table and JSON.
 Reference: /work/shared/reference/bench_generate.py measured transformers alone the same way.
 """
@@ -16,11 +18,10 @@ import statistics
 import time
 import warnings
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch starts OpenMP: set before importing torch
-import torch  # noqa: E402
-import transformers  # noqa: E402
+import torch
+import transformers
 
-import bertgen_mini as bg  # noqa: E402
+import bertgen_mini as bg
 
 THREADS = int(os.environ.get("THREADS", "2"))
 SRC_LEN = int(os.environ.get("SRC_LEN", "64"))
@@ -30,6 +31,7 @@ BEAMS = [int(x) for x in os.environ.get("BEAMS", "1,4").split(",")]
 CACHE = [x == "1" for x in os.environ.get("CACHE", "1,0").split(",")]
 REPEATS = int(os.environ.get("REPEATS", "3"))
 SKIP_NOCACHE_ABOVE = int(os.environ.get("SKIP_NOCACHE_ABOVE", "16"))
+WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY") or "default"
 IDS = dict(decoder_start_token_id=101, pad_token_id=0, eos_token_id=102)
 
 
@@ -87,7 +89,7 @@ def main():
                                  speedup=round(m_theirs / m_ours, 2), ours_s=[round(t, 3) for t in t_ours],
                                  hf_s=[round(t, 3) for t in t_theirs]))
                 print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{THREADS} threads (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), source {SRC_LEN} tokens, "
+    print(f"\n{THREADS} threads (OMP_WAIT_POLICY={WAIT_POLICY}), source {SRC_LEN} tokens, "
           f"{NEW_TOKENS} new tokens, median of {REPEATS}\n")
     print("| batch | beams | cache | bertgen_mini tok/s | transformers tok/s | speed-up | same tokens |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -95,7 +97,7 @@ def main():
         print(f"| {r['batch']} | {r['beams']} | {'yes' if r['use_cache'] else 'no'} | {r['ours_tok_s']} | "
               f"{r['hf_tok_s']} | {r['speedup']}x | {r['same_tokens']} |")
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "threads": THREADS,
-                      "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+                      "omp_wait_policy": WAIT_POLICY,
                       "src_len": SRC_LEN, "new_tokens": NEW_TOKENS, "repeats": REPEATS, "runs": rows}))
 
 

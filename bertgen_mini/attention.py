@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .linear import Linear
+
 
 class KVCache:
     """Keys and values kept between generation steps, per decoder layer.
@@ -70,7 +72,7 @@ class ResidualOutput(nn.Module):
 
     def __init__(self, in_features, config):
         super().__init__()
-        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.dense = Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
@@ -90,9 +92,9 @@ class HeadProjections(nn.Module):
         d = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
-        self.query = nn.Linear(d, d)
-        self.key = nn.Linear(d, d)
-        self.value = nn.Linear(d, d)
+        self.query = Linear(d, d)
+        self.key = Linear(d, d)
+        self.value = Linear(d, d)
         self.dropout = Dropout(config.attention_probs_dropout_prob)
         self.is_cross_attention = is_cross_attention
 

@@ -13,6 +13,7 @@ from .attention import Attention, Dropout, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .config import BertGenerationConfig
 from .generation import generate_decoder
+from .linear import Linear
 from .loss import logits_and_loss
 from .outputs import BaseModelOutput, CausalLMOutput
 
@@ -94,7 +95,7 @@ class FeedForwardUp(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
 
     def forward(self, x):
         return self.dense(x)  # (B, T, intermediate_size), before the activation
@@ -242,7 +243,7 @@ class LMHead(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.decoder = Linear(config.hidden_size, config.vocab_size)
         self.bias = self.decoder.bias
 
     def forward(self, hidden):
