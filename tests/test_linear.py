@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertgen_mini.linear import FEW_ROWS, Linear, column_form
+from bertgen_mini.linear import FEW_ROWS, TALL_ROWS, Linear, column_form, column_form_pays
 
 
 @pytest.mark.parametrize("rows", [1, 2, FEW_ROWS, FEW_ROWS + 3])
@@ -28,3 +28,9 @@ def test_linear_module_same_values_in_every_mode(shape):
         torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
     layer(x).sum().backward()
     assert layer.weight.grad is not None and set(layer.state_dict()) == {"weight", "bias"}
+
+
+def test_column_form_only_where_measured_faster():
+    assert column_form_pays(FEW_ROWS, 384, 384) and not column_form_pays(FEW_ROWS + 1, 384, 384)
+    assert column_form_pays(TALL_ROWS, 30522, 384) and not column_form_pays(TALL_ROWS + 1, 30522, 384)
+    assert not column_form_pays(1, 384, 1536)  # a narrowing map (the feed-forward's way down) never
