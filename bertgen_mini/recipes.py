@@ -108,8 +108,8 @@ def param_groups(model: torch.nn.Module, lr: float, new_lr: float | None = None,
 
 
 # The presets: settings for bertgen_mini.train.TrainConfig, measured in bench/train_recipes.md (2 CPU cores, fp32).
-CPU_SHORT = dict(recipe="bert2bert", cross_init="self", dropout=0.0, batch_size=16, lr=5e-4, new_lr=None,
-                 max_source_len=48, max_target_len=56, drop_long=True)
+CPU = dict(recipe="bert2bert", cross_init="self", batch_size=16, lr=5e-4, new_lr=None, drop_long=True)
+CPU_SHORT = dict(CPU, dropout=0.0, max_source_len=48, max_target_len=56)  # short pairs, no dropout: fast to learn
 PRESETS = {
     # CI and notebooks: about 4 minutes on 2 idle cores; the loss falls from 10 to about 2.8 and outputs take the
     # split's form and start to copy spans of the source (60 steps gave the form only, no copied span).
@@ -118,7 +118,7 @@ PRESETS = {
     "cpu-hour": dict(CPU_SHORT, steps=700, warmup_steps=50),
     # About 75 minutes with one thread: whole WikiSplit sentences (4,991 of tune's 5,000 pairs kept), BERT's
     # dropout, 1,500 steps (4.8 epochs). README's training table: SARI 60.5 (cpu-hour 57.5; copying 62.8).
-    "cpu-long": dict(CPU_SHORT, dropout=0.1, max_source_len=80, max_target_len=96, steps=1500, warmup_steps=100),
+    "cpu-long": dict(CPU, dropout=0.1, max_source_len=80, max_target_len=96, steps=1500, warmup_steps=100),
     # One GPU, bf16: NOT run on this project's machines. WikiSplit's train split (989,944 pairs, downloaded on
     # first use), a larger batch, full lengths and BERT's dropout for a longer run.
     "gpu": dict(recipe="bert2bert", cross_init="self", dropout=0.1, train_split="train", batch_size=64, lr=5e-4,
