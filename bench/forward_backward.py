@@ -10,6 +10,8 @@ One step = forward + backward + AdamW, fp32, random token ids, batch 16, source 
     python bench/forward_backward.py            # ROUNDS=3 STEPS=8 WARMUP=1 THREADS=2 BATCH=16 SRC_LEN=64 TGT_LEN=32
 
 Prints the step times, peak RSS per child, and the ratios (speed: theirs/ours step time; memory: ours/theirs).
+OMP_WAIT_POLICY is left to the caller, as in bench/generate.py: OpenMP's default on an idle machine, PASSIVE on one
+shared with other jobs (where spin-waiting threads starve each other). The children inherit it.
 """
 import json
 import os
@@ -93,8 +95,6 @@ def child(impl):
 
 def main():
     import torch
-    # Spin-waiting OpenMP threads starve each other on a shared 2-core machine; both sides get the same setting.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     rss = {impl: [] for impl in IMPLS}
     for _ in range(ENV["ROUNDS"]):
         for impl in IMPLS:
