@@ -4,7 +4,8 @@ over n = 1..4 and SARI is the mean of the three parts."""
 import pytest
 import sacrebleu
 
-from bertgen_mini.metrics import corpus_bleu, corpus_sari, exact_match, normalize_whitespace, score_all, sentence_sari
+from bertgen_mini.metrics import (corpus_bleu, corpus_sari, exact_match, normalize_whitespace, published_sari,
+                                  score_all, sentence_sari)
 
 
 def test_sari_hand_worked_example():
@@ -114,4 +115,25 @@ def test_copying_the_source_on_wikisplit_validation(wikisplit_rows):
     print("copy-the-source on 100 WikiSplit validation rows, raw text:", scores)
     assert scores["exact"] == 0  # every WikiSplit target is split, so no copy is right
     assert 55 < scores["bleu"] < 80  # 60.2 here (13a splits `<::::>` into 6 tokens); 74.4 measured elsewhere
-    assert 55 < scores["sari"] < 70  # 63.0: keeping and not deleting score well, adding scores nothing
+    # sari_hook's defaults: keeping scores well, adding nothing, and deleting nothing is a perfect deletion precision
+    assert 55 < scores["sari_t2t"] < 70  # 63.0
+    # as published (deletion by F1): deleting nothing that should go scores 0 there, so copying is a low bar
+    assert 25 < scores["sari"] < 35  # 30.4
+
+
+def test_published_sari_scores_copying_with_deletion_f1():
+    # source "a b c", reference "a c": a copy deletes nothing, so deletion precision is 0/0 = 1 but recall is 0/1.
+    # n=1: should delete {b} -> F1 0; n=2: {ab, bc} -> 0; n=3: {abc} -> 0; n=4: nothing to delete, 0/0 both -> 1.
+    # delete = 1/4 with F1, but 1 with precision alone (sari_t2t).
+    assert published_sari(["a b c"], ["a b c"], ["a c"]).delete == pytest.approx(100 / 4)
+    assert corpus_sari(["a b c"], ["a b c"], ["a c"]).delete == pytest.approx(100)
+
+
+def test_published_sari_drops_separators_and_case():
+    # LaserTagger's score_lib lower-cases and removes WikiSplit's <::::> (also as WordPiece writes it: < : : : : >)
+    # before scoring, so these spellings all score as the same plain text.
+    source, reference = "He came , he saw .", "He came . <::::> He saw ."
+    prediction = "he came . < : : : : > he saw ."
+    plain = corpus_sari(["he came , he saw ."], ["he came . he saw ."], ["he came . he saw ."], beta_for_deletion=1)
+    assert published_sari([source], [prediction], [reference]) == pytest.approx(plain)
+    assert score_all([source], [prediction], [reference])["sari"] == pytest.approx(plain.sari)

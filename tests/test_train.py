@@ -155,7 +155,7 @@ def test_evaluate_scores_generated_text_against_round_tripped_references(tmp_pat
     model.config.decoder_start_token_id, model.config.eos_token_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     pairs = [Pair("W1 w2 , w3 .", "w1 w2 . <::::> w3 ."), Pair("a b c .", "a . <::::> b c .")]
     scores, rows = evaluate(model, tokenizer, pairs, max_new_tokens=5)
-    assert set(scores) == {"exact", "sari", "bleu", "bleu_copy", "sari_copy"}
+    assert set(scores) == {"exact", "sari", "sari_t2t", "bleu", "sari_copy", "sari_t2t_copy", "bleu_copy"}
     assert rows[0]["source"] == "w1 w2, w3."  # as the uncased tokenizer writes it back
     assert rows[1]["reference"] == "a. < : : : : > b c."
 
