@@ -4,6 +4,10 @@ Every run generates exactly NEW_TOKENS tokens (min_new_tokens = max_new_tokens) 
 greedy and with beams, with and without the key/value cache. The two libraries alternate run by run, so drift on a
 shared machine hits both alike; we report medians. Tokens/s counts returned tokens: batch * NEW_TOKENS (not beams).
 
+ISOLATE=1 runs each library alone in its own process instead (ours, then transformers), so neither can slow
+the other through shared state (both use the same OpenMP threads; ours also calls oneDNN): a cross-check of the
+interleaved ratios, without the token comparison.
+
 Env: THREADS (2), SRC_LEN (64), NEW_TOKENS (32), BATCHES ("1,16"), BEAMS ("1,4"), CACHE ("1,0"), REPEATS (3),
 SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16), OMP_WAIT_POLICY (unset: OpenMP's
 default, the fastest for both libraries on an idle machine, where PASSIVE made every small parallel operation wait
@@ -15,6 +19,8 @@ Reference: /work/shared/reference/bench_generate.py measured transformers alone 
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 
@@ -32,6 +38,8 @@ CACHE = [x == "1" for x in os.environ.get("CACHE", "1,0").split(",")]
 REPEATS = int(os.environ.get("REPEATS", "3"))
 SKIP_NOCACHE_ABOVE = int(os.environ.get("SKIP_NOCACHE_ABOVE", "16"))
 WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY") or "default"
+ISOLATE = os.environ.get("ISOLATE") == "1"
+IMPLS = ("ours", "transformers")
 IDS = dict(decoder_start_token_id=101, pad_token_id=0, eos_token_id=102)
 
 
@@ -55,7 +63,9 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
-def main():
+def time_runs(only=None):
+    """Median timings for every (batch, beams, cache) setting: both libraries alternating run by run, or `only` one
+    of IMPLS alone. Returns the result rows."""
     torch.set_num_threads(THREADS)
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore")
@@ -71,35 +81,57 @@ def main():
                     continue
                 kw = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, num_beams=beams, use_cache=use_cache,
                           **IDS)
-                def run_ours():
-                    return ours.generate(src, mask, **kw)
-
-                def run_theirs():
-                    return theirs.generate(input_ids=src, attention_mask=mask, do_sample=False, **kw)
+                runs = {"ours": lambda: ours.generate(src, mask, **kw),
+                        "transformers": lambda: theirs.generate(input_ids=src, attention_mask=mask, do_sample=False,
+                                                                **kw)}
+                impls = IMPLS if only is None else (only,)
                 with torch.inference_mode():
-                    same = torch.equal(run_ours(), run_theirs())  # also the warm-up
-                    t_ours, t_theirs = [], []
+                    outputs = {impl: runs[impl]() for impl in impls}  # also the warm-up
+                    same = torch.equal(*outputs.values()) if only is None else None
+                    times = {impl: [] for impl in impls}
                     for _ in range(REPEATS):
-                        t_ours.append(timed(run_ours)[0])
-                        t_theirs.append(timed(run_theirs)[0])
-                m_ours, m_theirs = statistics.median(t_ours), statistics.median(t_theirs)
-                rows.append(dict(batch=batch, beams=beams, use_cache=use_cache, same_tokens=same,
-                                 ours_tok_s=round(batch * NEW_TOKENS / m_ours, 1),
-                                 hf_tok_s=round(batch * NEW_TOKENS / m_theirs, 1),
-                                 speedup=round(m_theirs / m_ours, 2), ours_s=[round(t, 3) for t in t_ours],
-                                 hf_s=[round(t, 3) for t in t_theirs]))
-                print(json.dumps(rows[-1]), flush=True)
+                        for impl in impls:
+                            times[impl].append(timed(runs[impl])[0])
+                row = dict(batch=batch, beams=beams, use_cache=use_cache, same_tokens=same)
+                for impl, key in zip(IMPLS, ("ours", "hf")):
+                    if impl in times:
+                        row[f"{key}_tok_s"] = round(batch * NEW_TOKENS / statistics.median(times[impl]), 1)
+                        row[f"{key}_s"] = [round(t, 3) for t in times[impl]]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def isolated_runs():
+    """time_runs for each library in a child process of its own, merged row by row."""
+    merged = None
+    for impl in IMPLS:
+        out = subprocess.run([sys.executable, __file__, impl], capture_output=True, text=True, check=True)
+        rows = json.loads(out.stdout.strip().splitlines()[-1])
+        merged = rows if merged is None else [{**a, **b} for a, b in zip(merged, rows)]
+    return merged
+
+
+def main():
+    rows = isolated_runs() if ISOLATE else time_runs()
+    for r in rows:
+        r["speedup"] = round(r["ours_tok_s"] / r["hf_tok_s"], 2)
+    how = "each library alone in its own process" if ISOLATE else "the libraries alternating run by run"
     print(f"\n{THREADS} threads (OMP_WAIT_POLICY={WAIT_POLICY}), source {SRC_LEN} tokens, "
-          f"{NEW_TOKENS} new tokens, median of {REPEATS}\n")
+          f"{NEW_TOKENS} new tokens, median of {REPEATS}, {how}\n")
     print("| batch | beams | cache | bertgen_mini tok/s | transformers tok/s | speed-up | same tokens |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
+        same = "-" if r["same_tokens"] is None else r["same_tokens"]
         print(f"| {r['batch']} | {r['beams']} | {'yes' if r['use_cache'] else 'no'} | {r['ours_tok_s']} | "
-              f"{r['hf_tok_s']} | {r['speedup']}x | {r['same_tokens']} |")
+              f"{r['hf_tok_s']} | {r['speedup']}x | {same} |")
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "threads": THREADS,
-                      "omp_wait_policy": WAIT_POLICY,
+                      "omp_wait_policy": WAIT_POLICY, "isolate": ISOLATE,
                       "src_len": SRC_LEN, "new_tokens": NEW_TOKENS, "repeats": REPEATS, "runs": rows}))
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:  # a child of isolated_runs: one library, its rows as the last line
+        print(json.dumps(time_runs(only=sys.argv[1])))
+    else:
+        main()

@@ -1,30 +1,33 @@
-"""The affine map every projection in the model uses, y = x W^T + b, with a faster path for generation steps.
+"""The affine map every projection in the model uses, y = x W^T + b, with faster paths for inference on CPU.
 
-A generation step multiplies each weight matrix by a handful of rows (one per sequence, or per beam). On CPU,
-MKL does that faster in the column form
+Training and GPUs use nn.Linear's own path. Inference on CPU (generation above all: every step multiplies each
+weight matrix by only a few rows, one per sequence or beam) takes one of two others, measured on this project's
+2-core AMD EPYC (Zen 4) machine:
 
-    y^T = W x^T + b        (W is (out, in), x^T is (in, rows))
+* oneDNN with a pre-packed weight. PyTorch's CPU matmul calls MKL, which on this processor multiplied the
+  30,522 x 384 LM head by 16 rows at 6 GB/s of weights (the memory gives 32); oneDNN, also inside PyTorch (the
+  library torch.compile uses for CPU linears), does it 2.5x faster once the weight is rearranged into its blocked
+  layout: 1.5-2x for the 384 x 384 and 1536 x 384 maps at 4-64 rows, 1.2-1.7x even at 512. The packed copy is
+  made on first use, kept beside the weight (`Linear.packed_weight`), remade whenever the weight changes, and
+  dropped by `model.train()`: it costs one more copy of each weight while it lives.
+* The column form y^T = W x^T + b for one or two rows of a square or widening map (out >= in), where MKL beat
+  oneDNN, or tied with it (the LM head with 2 threads), with one thread or two: a lone row is sent twice, since with
+  one column MKL falls to a slower matrix-vector routine.
 
-than in nn.Linear's x W^T, where it was measured to pay on this project's 2-core machine (`column_form_pays`):
-1.3-3x for 2-4 rows of the 384 x 384 and 1536 x 384 projections; for the 30,522 x 384 LM head 3-6x with 1-4 rows
-and still 1.25x with 128 (512 rows were slower). With a single row MKL would fall to a matrix-vector routine, so a
-lone row is sent twice. In one process, switching it on took batch-1 greedy decoding from 100 to 146 tokens/s
-(4 beams: 77 to 105). The numbers are the same up to float rounding (~1e-7); training and GPUs keep nn.Linear's
-own path. See bench/generate.py and the README's table.
+The numbers are the same up to float rounding (~1e-6 relative). See bench/generate.py and the README's table.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FEW_ROWS = 4     # a square or widening map (out >= in) takes the column form up to this many rows
-TALL_ROWS = 128  # a tall one (out >= 8 * in: the LM head) up to this many
+COLUMN_ROWS = 2        # the column form up to this many rows of a square or widening map (out >= in)
+PACKED_FOR_ROWS = 16   # the row count oneDNN lays the packed weight out for (it serves any count; 16 was fastest)
+ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def column_form_pays(rows: int, out_features: int, in_features: int) -> bool:
-    """Whether the column form was measured faster for this product (never for a narrowing map, out < in)."""
-    if out_features < in_features:
-        return False
-    return rows <= (TALL_ROWS if out_features >= 8 * in_features else FEW_ROWS)
+    """Whether the column form was measured at least as fast as the others: a square or widening map, 1-2 rows."""
+    return rows <= COLUMN_ROWS and out_features >= in_features
 
 
 def column_form(x, weight, bias=None):
@@ -38,17 +41,45 @@ def column_form(x, weight, bias=None):
     return torch.add(y_t.t(), bias, out=x.new_empty(rows, weight.shape[0]))
 
 
-def linear(x, weight, bias=None):
-    """x (..., in) -> (..., out) = x W^T + b, in the column form where it pays, for inference on CPU."""
+def pack(weight):
+    """The (out, in) weight in oneDNN's blocked layout, for `linear(..., packed=...)`. Inference only."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACKED_FOR_ROWS)
+
+
+def needs_grad(*tensors) -> bool:
+    """Whether autograd will record an operation on these tensors."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def linear(x, weight, bias=None, packed=None):
+    """x (..., in) -> (..., out) = x W^T + b. Inference on CPU takes the column form where it pays, else oneDNN
+    when `packed` (a function returning pack(weight)) is given; everything else is F.linear."""
     rows = x.numel() // x.shape[-1]
-    faster = x.device.type == "cpu" and column_form_pays(rows, *weight.shape)
-    if not faster or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+    if x.device.type != "cpu" or needs_grad(x, weight):
         return F.linear(x, weight, bias)
-    return column_form(x.reshape(rows, -1), weight, bias).view(*x.shape[:-1], -1)
+    if column_form_pays(rows, *weight.shape):
+        return column_form(x.reshape(rows, -1), weight, bias).view(*x.shape[:-1], -1)
+    if packed is not None:
+        return torch.ops.mkldnn._linear_pointwise(x, packed(), bias, "none", [], "")
+    return F.linear(x, weight, bias)
 
 
 class Linear(nn.Linear):
-    """nn.Linear (same parameters, same checkpoint names) computed by `linear`."""
+    """nn.Linear (same parameters, same checkpoint names) computed by `linear`, keeping the oneDNN copy of its
+    weight between inference calls."""
+
+    _packed = None  # ((weight version, address), packed weight) once inference has asked for it
+
+    def packed_weight(self):
+        """pack(self.weight), remade when the weight has changed since (an optimizer step, a load, a move)."""
+        key = (self.weight._version, self.weight.data_ptr())
+        if self._packed is None or self._packed[0] != key:
+            self._packed = (key, pack(self.weight))
+        return self._packed[1]
 
     def forward(self, x):
-        return linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias, self.packed_weight if ONEDNN else None)
+
+    def train(self, mode: bool = True):
+        self._packed = None  # training will change the weight: free the copy now
+        return super().train(mode)

@@ -13,7 +13,7 @@ from .attention import Attention, Dropout, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .config import BertGenerationConfig
 from .generation import generate_decoder
-from .linear import Linear
+from .linear import Linear, needs_grad
 from .loss import logits_and_loss
 from .outputs import BaseModelOutput, CausalLMOutput
 
@@ -111,7 +111,9 @@ class FeedForwardDown(ResidualOutput):
         self.act = ACTIVATIONS[config.hidden_act]
 
     def forward(self, u, residual):
-        return self.close(ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias), residual)
+        if needs_grad(u, self.dense.weight):
+            return self.close(ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias), residual)
+        return self.close(self.dense(self.act(u)), residual)  # inference: nothing to save, the fast paths apply
 
 
 class Layer(nn.Module):

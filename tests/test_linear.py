@@ -1,12 +1,12 @@
-"""The generation-step projection (bertgen_mini.linear) is nn.Linear's maths, whichever form computes it."""
+"""The projection every layer uses (bertgen_mini.linear) is nn.Linear's maths, whichever path computes it."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from bertgen_mini.linear import FEW_ROWS, TALL_ROWS, Linear, column_form, column_form_pays
+from bertgen_mini.linear import COLUMN_ROWS, ONEDNN, Linear, column_form, column_form_pays, linear, pack
 
 
-@pytest.mark.parametrize("rows", [1, 2, FEW_ROWS, FEW_ROWS + 3])
+@pytest.mark.parametrize("rows", [1, 2, COLUMN_ROWS + 3])
 @pytest.mark.parametrize("bias", [True, False])
 def test_column_form_matches_linear(rows, bias):
     torch.manual_seed(0)
@@ -17,10 +17,22 @@ def test_column_form_matches_linear(rows, bias):
     torch.testing.assert_close(y, F.linear(x, weight, b), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN")
+@pytest.mark.parametrize("shape", [(1, 24), (3, 24), (2, 9, 24)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_packed_weight_matches_linear(shape, bias):
+    torch.manual_seed(0)
+    x, weight = torch.randn(shape), torch.randn(100, 24)
+    b = torch.randn(100) if bias else None
+    with torch.inference_mode():
+        y = linear(x, weight, b, packed=lambda: pack(weight))
+    torch.testing.assert_close(y, F.linear(x, weight, b), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 24), (2, 1, 24), (3, 5, 24)])
 def test_linear_module_same_values_in_every_mode(shape):
-    """Few rows without autograd take the column form, everything else nn.Linear's path: same numbers, same
-    gradients, and the parameter names of nn.Linear (checkpoints load unchanged)."""
+    """Inference takes the column form or oneDNN, training nn.Linear's path: same numbers, same gradients, and the
+    parameter names of nn.Linear (checkpoints load unchanged)."""
     torch.manual_seed(0)
     layer, x = Linear(24, 40), torch.randn(shape)
     expected = F.linear(x, layer.weight, layer.bias)
@@ -30,7 +42,24 @@ def test_linear_module_same_values_in_every_mode(shape):
     assert layer.weight.grad is not None and set(layer.state_dict()) == {"weight", "bias"}
 
 
+@pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN")
+def test_packed_copy_follows_the_weight():
+    """The oneDNN copy is remade after the weight changes in place (an optimizer step, a checkpoint load) and let
+    go by train()."""
+    torch.manual_seed(0)
+    layer, x = Linear(24, 100), torch.randn(8, 24)
+    with torch.no_grad():
+        layer(x)
+        first = layer.packed_weight()
+        assert layer.packed_weight() is first  # kept between calls
+        layer.weight.mul_(2)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        assert layer.packed_weight() is not first
+    layer.train()
+    assert layer._packed is None
+
+
 def test_column_form_only_where_measured_faster():
-    assert column_form_pays(FEW_ROWS, 384, 384) and not column_form_pays(FEW_ROWS + 1, 384, 384)
-    assert column_form_pays(TALL_ROWS, 30522, 384) and not column_form_pays(TALL_ROWS + 1, 30522, 384)
+    assert column_form_pays(COLUMN_ROWS, 384, 384) and not column_form_pays(COLUMN_ROWS + 1, 384, 384)
+    assert column_form_pays(1, 1536, 384) and column_form_pays(2, 30522, 384)  # up to the LM head
     assert not column_form_pays(1, 384, 1536)  # a narrowing map (the feed-forward's way down) never
