@@ -1,6 +1,7 @@
 """The affine map every projection in the model uses, y = x W^T + b, with faster paths for inference on CPU.
 
-Training and GPUs use nn.Linear's own path. Inference on CPU (generation above all: every step multiplies each
+Training and GPUs use nn.Linear's own path (except the LM head's products in the fused loss, loss.py, which call
+`onednn_affine`). Inference on CPU (generation above all: every step multiplies each
 weight matrix by only a few rows, one per sequence or beam) takes one of two others, measured on this project's
 2-core AMD EPYC (Zen 4) machine:
 
@@ -49,6 +50,15 @@ def pack(weight):
 def needs_grad(*tensors) -> bool:
     """Whether autograd will record an operation on these tensors."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def onednn_affine(x, weight, bias=None):
+    """x (rows, in) @ weight^T + bias for training-size products: oneDNN for fp32 on CPU (`weight` (out, in) may be
+    a transposed view), F.linear otherwise. For the LM head it was 1.9x faster than MKL forward (128 rows x 30,522)
+    and 1.4x for the gradient of the hidden states. No autograd: callers compute their own gradients."""
+    if ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
 
 
 def linear(x, weight, bias=None, packed=None):

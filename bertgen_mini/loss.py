@@ -13,6 +13,8 @@ more such tensors in backward. Same matmuls, same numbers (to float rounding), a
 import torch
 import torch.nn.functional as F
 
+from .linear import onednn_affine
+
 # Rows of logits alive at once (128 x 30522 floats = 16 MB a buffer). Measured with bench/forward_backward.py (MiniLM,
 # batch 16 x 32 targets, 2 threads), speed (transformers' step time / ours) and memory (ours / transformers'):
 # 64 rows 0.97x and 0.90x, 128 rows 1.01x and 0.90x, 256 rows 1.03x and 0.92x.
@@ -33,13 +35,13 @@ class LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], CHUNK_ROWS):
             rows = slice(start, start + CHUNK_ROWS)
             h, y, k = hidden[rows], targets[rows], keep[rows]
-            z = torch.addmm(b, h, w.t(), out=logits[rows])  # (c, V), written straight into the returned logits
+            z = logits[rows].copy_(onednn_affine(h, w, b))  # (c, V) into the returned logits
             g = z.float().log_softmax(-1)
             total -= (g.gather(1, y[:, None]).squeeze(1) * k).sum()
             g.exp_()  # softmax, in the same buffer
             g[torch.arange(len(y), device=g.device), y] -= 1
             g = g.mul_(k[:, None] / count).to(h.dtype)  # (c, V): dL/dz for this chunk
-            torch.mm(g, w, out=grad_hidden[rows])
+            grad_hidden[rows] = onednn_affine(g, w.t())  # g W
             # The (V, d) weight gradient grows in place: a fresh 47 MB product per chunk costs a page-faulting
             # allocation each time. Under autocast g and h are half precision; their product is added in fp32.
             if g.dtype == grad_weight.dtype:
