@@ -51,6 +51,7 @@ class LinearCrossEntropy(torch.autograd.Function):
             grad_bias += g.sum(0).to(grad_bias.dtype)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.mark_non_differentiable(logits)
+        ctx.set_materialize_grads(False)  # backward ignores the logits' gradient: no (N, V) tensor of zeros for it
         return total / count, logits
 
     @staticmethod
