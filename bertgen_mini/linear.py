@@ -1,9 +1,8 @@
 """The affine map every projection in the model uses, y = x W^T + b, with faster paths for inference on CPU.
 
 Training and GPUs use nn.Linear's own path (except the LM head's products in the fused loss, loss.py, which call
-`onednn_affine`). Inference on CPU (generation above all: every step multiplies each
-weight matrix by only a few rows, one per sequence or beam) takes one of two others, measured on this project's
-2-core AMD EPYC (Zen 4) machine:
+`onednn_affine`). Inference on CPU (generation above all: every step multiplies each weight matrix by only a few
+rows, one per sequence or beam) takes one of two others, measured on this project's 2-core AMD EPYC (Zen 4):
 
 * oneDNN with a pre-packed weight. PyTorch's CPU matmul calls MKL, which on this processor multiplied the
   30,522 x 384 LM head by 16 rows at 6 GB/s of weights (the memory gives 32); oneDNN, also inside PyTorch (the
@@ -52,12 +51,17 @@ def needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def onednn_linear(x, weight, bias=None):
+    """x (..., in) @ weight^T + bias by oneDNN; weight: (out, in), a transposed view of (in, out), or pack(...)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
 def onednn_affine(x, weight, bias=None):
-    """x (rows, in) @ weight^T + bias for training-size products: oneDNN for fp32 on CPU (`weight` (out, in) may be
-    a transposed view), F.linear otherwise. For the LM head it was 1.9x faster than MKL forward (128 rows x 30,522)
-    and 1.4x for the gradient of the hidden states. No autograd: callers compute their own gradients."""
+    """x (rows, in) @ weight^T + bias for training-size products: oneDNN for fp32 on CPU, F.linear otherwise. For
+    the LM head it was 1.9x faster than MKL forward (128 rows x 30,522) and 1.4x for the gradient of the hidden
+    states. No autograd: callers compute their own gradients."""
     if ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32:
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        return onednn_linear(x, weight, bias)
     return F.linear(x, weight, bias)
 
 
@@ -70,7 +74,7 @@ def linear(x, weight, bias=None, packed=None):
     if column_form_pays(rows, *weight.shape):
         return column_form(x.reshape(rows, -1), weight, bias).view(*x.shape[:-1], -1)
     if packed is not None:
-        return torch.ops.mkldnn._linear_pointwise(x, packed(), bias, "none", [], "")
+        return onednn_linear(x, packed(), bias)
     return F.linear(x, weight, bias)
 
 

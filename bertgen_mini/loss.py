@@ -17,7 +17,7 @@ from .linear import onednn_affine
 
 # Rows of logits alive at once (128 x 30522 floats = 16 MB a buffer). Measured with bench/forward_backward.py (MiniLM,
 # batch 16 x 32 targets, 2 threads), speed (transformers' step time / ours) and memory (ours / transformers'):
-# 64 rows 0.97x and 0.90x, 128 rows 1.01x and 0.90x, 256 rows 1.03x and 0.92x.
+# 64 rows 0.97x and 0.90x, 128 rows 1.01x and 0.90x, 256 rows 1.03x and 0.92x (before the products moved to oneDNN).
 CHUNK_ROWS = 128
 
 
