@@ -67,13 +67,13 @@ def onednn_affine(x, weight, bias=None):
 
 def linear(x, weight, bias=None, packed=None):
     """x (..., in) -> (..., out) = x W^T + b. Inference on CPU takes the column form where it pays, else oneDNN
-    when `packed` (a function returning pack(weight)) is given; everything else is F.linear."""
+    for fp32 when `packed` (a function returning pack(weight)) is given; everything else is F.linear."""
     rows = x.numel() // x.shape[-1]
     if x.device.type != "cpu" or needs_grad(x, weight):
         return F.linear(x, weight, bias)
     if column_form_pays(rows, *weight.shape):
         return column_form(x.reshape(rows, -1), weight, bias).view(*x.shape[:-1], -1)
-    if packed is not None:
+    if packed is not None and x.dtype == weight.dtype == torch.float32:  # what was measured; fp16 needs newer CPUs
         return onednn_linear(x, packed(), bias)
     return F.linear(x, weight, bias)
 
@@ -95,5 +95,6 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias, self.packed_weight if ONEDNN else None)
 
     def train(self, mode: bool = True):
-        self._packed = None  # training will change the weight: free the copy now
+        if mode:
+            self._packed = None  # training will change the weight: free the copy now (eval() keeps it)
         return super().train(mode)

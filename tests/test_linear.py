@@ -55,6 +55,8 @@ def test_packed_copy_follows_the_weight():
         layer.weight.mul_(2)
         torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
         assert layer.packed_weight() is not first
+    layer.eval()
+    assert layer._packed is not None
     layer.train()
     assert layer._packed is None
 
@@ -63,3 +65,12 @@ def test_column_form_only_where_measured_faster():
     assert column_form_pays(COLUMN_ROWS, 384, 384) and not column_form_pays(COLUMN_ROWS + 1, 384, 384)
     assert column_form_pays(1, 1536, 384) and column_form_pays(2, 30522, 384)  # up to the LM head
     assert not column_form_pays(1, 384, 1536)  # a narrowing map (the feed-forward's way down) never
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_dtypes_fall_back_in_inference(dtype):
+    """oneDNN takes fp32 only (fp16 needs CPU features this machine lacks, fp64 it has no kernel for)."""
+    torch.manual_seed(0)
+    layer, x = Linear(24, 100).to(dtype).eval(), torch.randn(8, 24, dtype=dtype)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
