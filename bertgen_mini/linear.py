@@ -16,13 +16,29 @@ rows, one per sequence or beam) takes one of two others, measured on this projec
 
 The numbers are the same up to float rounding (~1e-6 relative). See bench/generate.py and the README's table.
 """
+import platform
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 COLUMN_ROWS = 2        # the column form up to this many rows of a square or widening map (out >= in)
 PACKED_FOR_ROWS = 16   # the row count oneDNN lays the packed weight out for (it serves any count; 16 was fastest)
-ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def onednn_works() -> bool:
+    """Whether this build and CPU run oneDNN's linear on a packed weight. Only x86 was measured (ARM builds route
+    oneDNN through other libraries), so elsewhere the answer is no; tried once, at import."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(2, 2), 1)
+        return torch.ops.mkldnn._linear_pointwise(torch.ones(1, 2), packed, None, "none", [], "").sum().item() == 4
+    except (AttributeError, RuntimeError):
+        return False
+
+
+ONEDNN = onednn_works()
 
 
 def column_form_pays(rows: int, out_features: int, in_features: int) -> bool:
