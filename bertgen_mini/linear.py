@@ -1,8 +1,13 @@
-"""The affine map every projection in the model uses, y = x W^T + b, with faster paths for inference on CPU.
+"""The affine map every projection in the model uses, y = x W^T + b, with faster paths on CPU.
 
-Training and GPUs use nn.Linear's own path (except the LM head's products in the fused loss, loss.py, which call
-`onednn_affine`). Inference on CPU (generation above all: every step multiplies each weight matrix by only a few
-rows, one per sequence or beam) takes one of two others, measured on this project's 2-core AMD EPYC (Zen 4):
+GPUs, half precision and autocast use F.linear. On CPU in fp32, training (a module in train mode, gradients on)
+multiplies by oneDNN forward and for the input's gradient (`TrainingAffine`; the fused loss in loss.py and the
+feed-forward's way down in model.py call `onednn_affine` themselves), and so does inference; a module in eval mode
+with gradients on keeps F.linear, which computes exactly what transformers computes (oneDNN's sums run in another
+order: the same numbers to float rounding, ~1e-6 relative, which 12 layers can grow past the 1e-5 that the
+parity tests hold logits to). Inference on CPU (generation above all: every step multiplies each weight matrix by
+only a few rows, one per sequence or beam) takes one of two paths, measured on this project's 2-core AMD EPYC
+(Zen 4):
 
 * oneDNN with a pre-packed weight. PyTorch's CPU matmul calls MKL, which on this processor multiplied the
   30,522 x 384 LM head by 16 rows at 6 GB/s of weights (the memory gives 32); oneDNN, also inside PyTorch (the
@@ -73,8 +78,10 @@ def onednn_linear(x, weight, bias=None):
 
 
 def onednn_fits(x, weight) -> bool:
-    """Whether oneDNN takes this product: fp32 on a CPU where it runs (what was measured; fp16 needs newer CPUs)."""
-    return ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+    """Whether oneDNN takes this product: fp32 on a CPU where it runs (what was measured; fp16 needs newer CPUs),
+    outside autocast (which would have F.linear compute in half precision)."""
+    return (ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu"))
 
 
 def onednn_affine(x, weight, bias=None):
@@ -82,6 +89,33 @@ def onednn_affine(x, weight, bias=None):
     the LM head it was 1.2-1.9x faster than MKL forward (512 and 128 rows x 30,522) and 1.4x for the gradient of the
     hidden states. No autograd: callers compute their own gradients."""
     return onednn_linear(x, weight, bias) if onednn_fits(x, weight) else F.linear(x, weight, bias)
+
+
+class TrainingAffine(torch.autograd.Function):
+    """y = x W^T + b by oneDNN, forward and for the input's gradient g W (1.1-1.4x faster than MKL at the training
+    sizes of bench/forward_backward.py); the weight's gradient g^T x stays with MKL, as fast or faster there.
+    Saves what F.linear's autograd saves: x and W."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return onednn_linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight = ctx.saved_tensors
+        grad_y = grad_y.contiguous()
+        flat_grad_y = grad_y.flatten(0, -2)  # (rows, out)
+        grad_x = onednn_linear(grad_y, weight.t()) if ctx.needs_input_grad[0] else None
+        grad_weight = flat_grad_y.t() @ x.flatten(0, -2) if ctx.needs_input_grad[1] else None
+        grad_bias = flat_grad_y.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+def affine(x, weight, bias=None):
+    """x W^T + b with autograd, for training: TrainingAffine where oneDNN fits, else F.linear."""
+    return TrainingAffine.apply(x, weight, bias) if onednn_fits(x, weight) else F.linear(x, weight, bias)
 
 
 def linear(x, weight, bias=None, packed=None):
@@ -112,6 +146,8 @@ class Linear(nn.Linear):
         return self._packed[1]
 
     def forward(self, x):
+        if self.training and needs_grad(x, self.weight):
+            return affine(x, self.weight, self.bias)
         return linear(x, self.weight, self.bias, self.packed_weight)
 
     def train(self, mode: bool = True):

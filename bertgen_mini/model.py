@@ -13,7 +13,7 @@ from .attention import Attention, Dropout, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .config import BertGenerationConfig
 from .generation import generate_decoder
-from .linear import Linear, needs_grad
+from .linear import Linear, needs_grad, onednn_affine
 from .loss import logits_and_loss
 from .outputs import BaseModelOutput, CausalLMOutput
 
@@ -68,13 +68,14 @@ class Embeddings(nn.Module):
 
 class ActivationThenLinear(torch.autograd.Function):
     """y = act(u) W^T + b, keeping u but not act(u) for backward, where the activation is recomputed (cheap next
-    to the matmul). Autograd would keep both: one (tokens x intermediate_size) tensor per layer saved."""
+    to the matmul). Autograd would keep both: one (tokens x intermediate_size) tensor per layer saved. `product`
+    computes x W^T + b without autograd (linear.onednn_affine or F.linear) for y and for g W."""
 
     @staticmethod
-    def forward(ctx, u, act, weight, bias):
-        ctx.act = act
+    def forward(ctx, u, act, weight, bias, product):
+        ctx.act, ctx.product = act, product
         ctx.save_for_backward(u, weight)
-        return F.linear(act(u), weight, bias)
+        return product(act(u), weight, bias)
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -82,11 +83,11 @@ class ActivationThenLinear(torch.autograd.Function):
         with torch.enable_grad():
             u_ = u.detach().requires_grad_()
             a = ctx.act(u_)
-        grad_a = grad_y @ weight.to(grad_y.dtype)
+        grad_a = ctx.product(grad_y, weight.to(grad_y.dtype).t())  # g W
         (grad_u,) = torch.autograd.grad(a, u_, grad_a)
         flat_grad_y = grad_y.flatten(0, -2)  # (tokens, d)
         grad_weight = (flat_grad_y.t() @ a.detach().flatten(0, -2).to(grad_y.dtype)).to(weight.dtype)
-        return grad_u, None, grad_weight, flat_grad_y.sum(0).to(weight.dtype)
+        return grad_u, None, grad_weight, flat_grad_y.sum(0).to(weight.dtype), None
 
 
 class FeedForwardUp(nn.Module):
@@ -112,7 +113,9 @@ class FeedForwardDown(ResidualOutput):
 
     def forward(self, u, residual):
         if needs_grad(u, self.dense.weight):
-            return self.close(ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias), residual)
+            product = onednn_affine if self.training else F.linear  # as Linear: see linear.affine
+            return self.close(ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias, product),
+                              residual)
         return self.close(self.dense(self.act(u)), residual)  # inference: nothing to save, the fast paths apply
 
 

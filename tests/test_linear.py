@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertgen_mini.linear import COLUMN_ROWS, ONEDNN, Linear, column_form, column_form_pays, linear, pack
+from bertgen_mini.linear import COLUMN_ROWS, ONEDNN, Linear, TrainingAffine, column_form, column_form_pays, linear, pack
 
 
 @pytest.mark.parametrize("rows", [1, 2, COLUMN_ROWS + 3])
@@ -74,3 +74,32 @@ def test_other_dtypes_fall_back_in_inference(dtype):
     layer, x = Linear(24, 100).to(dtype).eval(), torch.randn(8, 24, dtype=dtype)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN")
+@pytest.mark.parametrize("shape", [(5, 24), (2, 7, 24)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_training_product_matches_linear_and_its_gradients(shape, bias):
+    torch.manual_seed(0)
+    x, weight = torch.randn(shape, requires_grad=True), torch.randn(40, 24, requires_grad=True)
+    b = torch.randn(40, requires_grad=True) if bias else None
+    grad_y = torch.randn(*shape[:-1], 40)
+    leaves = [t for t in (x, weight, b) if t is not None]
+    ours = torch.autograd.grad(TrainingAffine.apply(x, weight, b), leaves, grad_y)
+    ref = torch.autograd.grad(F.linear(x, weight, b), leaves, grad_y)
+    torch.testing.assert_close(TrainingAffine.apply(x, weight, b), F.linear(x, weight, b), rtol=1e-5, atol=1e-5)
+    for a, r in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN")
+def test_train_mode_takes_onednn_and_eval_mode_keeps_f_linear():
+    """Eval mode with gradients on computes exactly what F.linear (and so transformers) computes."""
+    torch.manual_seed(0)
+    layer, x = Linear(24, 40), torch.randn(3, 24, requires_grad=True)
+    assert type(layer.train()(x).grad_fn).__name__ == "TrainingAffineBackward"
+    assert torch.equal(layer.eval()(x), F.linear(x, layer.weight, layer.bias))
+    layer.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast decides the dtype: F.linear's path
+        assert layer(x).dtype == torch.bfloat16
+    assert torch.equal(layer.double()(x.double()), F.linear(x.double(), layer.weight, layer.bias))
