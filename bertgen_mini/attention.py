@@ -53,10 +53,13 @@ class KVCache:
 class Dropout(nn.Module):
     """Inverted dropout: zero each value with probability p, scale the rest by 1/(1-p).
 
-    Same maths as nn.Dropout, but what autograd keeps for backward is a 1-byte keep-mask, where torch's CPU
-    kernel keeps a 4-byte one: about 50 MB less for a MiniLM bert2bert step at batch 16. The coin flips are
-    uniform 31-bit integers compared with p * 2^31 (exact to 5e-10): on CPU 2.4x faster to draw than
-    bernoulli_ (0.95 against 2.3 ms for a 16 x 64 x 384 activation), 33 ms of a MiniLM training step."""
+    Same maths as nn.Dropout, but what autograd keeps for backward is a 1-byte mask, where torch's CPU kernel
+    keeps a 4-byte one: about 50 MB less for a MiniLM bert2bert step at batch 16. The coin flips are 16-bit
+    integers, four cut from each 64-bit draw of torch's generator (drawing is serial on CPU and costs per draw:
+    3x faster than 31-bit flips, 5x faster than bernoulli_), compared with k = round(p * 2^16). So p is taken to
+    the nearest multiple of 2^-16 (0.1 -> 0.100006), and the scale uses that same value, keeping E[y] = x exact."""
+
+    FLIPS = 2 ** 16
 
     def __init__(self, p):
         super().__init__()
@@ -65,8 +68,13 @@ class Dropout(nn.Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        drop = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_() < round(self.p * 2 ** 31)
-        return x.mul(1.0 / (1.0 - self.p)).masked_fill_(drop, 0.0)
+        if self.p == 1:
+            return x * 0.0
+        k = min(round(self.p * self.FLIPS), self.FLIPS - 1)  # drop a flip among the k lowest of 2^16 values
+        n = x.numel()
+        draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
+        drop = draws.view(torch.int16)[:n].view(x.shape) < k - self.FLIPS // 2  # int16 runs from -2^15
+        return torch.where(drop, 0.0, x).mul_(self.FLIPS / (self.FLIPS - k))
 
 
 class ResidualOutput(nn.Module):
