@@ -1,13 +1,15 @@
 """Training-step benchmark: bertgen_mini against transformers on the same MiniLM bert2bert.
 
 One step = forward + backward + AdamW, fp32, random token ids, batch 16, source 64, target 32 (the settings of
-../shared/reference/bench_train.py).
+../shared/reference/bench_train.py). AdamW is torch's fused one for both libraries (FUSED=1), as both trainers
+run it (transformers' Trainer defaults to it from torch 2.8 on); FUSED=0 gives both the per-tensor loop of the
+reference script instead.
 
 * Speed: one process holds both models and alternates single steps (ours, theirs, ours, ...), so load from other
   jobs on a shared machine hits both alike; medians over STEPS steps each.
 * Memory: each implementation trains in its own child process, so its peak RSS is its own; the children alternate.
 
-    python bench/forward_backward.py            # ROUNDS=3 STEPS=8 WARMUP=1 THREADS=2 BATCH=16 SRC_LEN=64 TGT_LEN=32
+    python bench/forward_backward.py   # ROUNDS=3 STEPS=8 WARMUP=1 THREADS=2 BATCH=16 SRC_LEN=64 TGT_LEN=32 FUSED=1
 
 Prints the step times, peak RSS per child, and the ratios (speed: theirs/ours step time; memory: ours/theirs).
 OMP_WAIT_POLICY is left to the caller, as in bench/generate.py: OpenMP's default on an idle machine, PASSIVE on one
@@ -23,7 +25,7 @@ import time
 
 IMPLS = ("ours", "transformers")
 ENV = {k: int(os.environ.get(k, v)) for k, v in
-       dict(ROUNDS=3, STEPS=8, WARMUP=1, THREADS=2, BATCH=16, SRC_LEN=64, TGT_LEN=32).items()}
+       dict(ROUNDS=3, STEPS=8, WARMUP=1, THREADS=2, BATCH=16, SRC_LEN=64, TGT_LEN=32, FUSED=1).items()}
 
 
 def build(impl, bert_dir):
@@ -54,7 +56,7 @@ def training_step(impl):
     from bertgen_mini.paths import default_bert_dir
     torch.manual_seed(0)
     model = build(impl, str(default_bert_dir()))
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=bool(ENV["FUSED"]))
     g = torch.Generator().manual_seed(0)
     src = torch.randint(1000, 30000, (ENV["BATCH"], ENV["SRC_LEN"]), generator=g)
     labels = torch.randint(1000, 30000, (ENV["BATCH"], ENV["TGT_LEN"]), generator=g)

@@ -134,8 +134,9 @@ class Trainer:
         self.dtype = autocast_dtype(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
         groups = groups if groups is not None else [{"params": [p for p in model.parameters() if p.requires_grad]}]
-        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay,
-                                           fused=self.device.type == "cuda")
+        # fused: one kernel for all of AdamW's arithmetic (CPU too: 20-30 ms a step for MiniLM bert2bert against
+        # 150 for the per-tensor loop), the default of transformers' Trainer as well
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_linear_decay(config.warmup_steps, config.steps))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
