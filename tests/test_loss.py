@@ -37,3 +37,18 @@ def test_fused_loss_under_bf16_autocast_matches_fp32_loosely():
     loss.backward()
     assert logits.dtype == torch.bfloat16 and weight.grad.dtype == torch.float32
     assert abs(loss.item() - want.item()) < 0.05 and torch.isfinite(weight.grad).all()
+
+
+def test_fused_loss_scales_by_the_upstream_gradient_and_refuses_a_second_backward():
+    """Backward scales the gradients computed in forward in place: right once, and loud if run again."""
+    torch.manual_seed(0)
+    hidden, weight, bias = (torch.randn(6, 8, requires_grad=True), torch.randn(30, 8, requires_grad=True),
+                            torch.randn(30, requires_grad=True))
+    labels = torch.tensor([1, 2, -100, 4, 29, 0])
+    want = torch.autograd.grad(3 * plain(hidden, weight, bias, labels), (hidden, weight, bias))
+    loss, _ = fused.LinearCrossEntropy.apply(hidden, weight, bias, labels)
+    got = torch.autograd.grad(3 * loss, (hidden, weight, bias), retain_graph=True)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, hidden)
