@@ -32,10 +32,13 @@ class LinearCrossEntropy(torch.autograd.Function):
         logits = onednn_affine(hidden, w, b)  # (N, V) in one product: faster than per chunk plus a copy into place
         grad_hidden, grad_weight, grad_bias = torch.empty_like(hidden), torch.zeros_like(weight), torch.zeros_like(bias)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        # One softmax buffer serves every chunk (the logits are returned intact): a fresh 16 MB each time would be
+        # memory the kernel maps and zeroes page by page, every chunk of every step.
+        buffer = logits.new_empty(min(CHUNK_ROWS, len(logits)), logits.shape[1], dtype=torch.float32)
         for start in range(0, hidden.shape[0], CHUNK_ROWS):
             rows = slice(start, start + CHUNK_ROWS)
             h, y, k = hidden[rows], targets[rows], keep[rows]
-            g = logits[rows].float().log_softmax(-1)  # (c, V), a fresh buffer: the logits are returned intact
+            g = torch.log_softmax(logits[rows], -1, dtype=torch.float32, out=buffer[:len(y)])  # (c, V)
             total -= (g.gather(1, y[:, None]).squeeze(1) * k).sum()
             g.exp_()  # softmax, in the same buffer
             g[torch.arange(len(y), device=g.device), y] -= 1
