@@ -9,7 +9,7 @@ reference script instead.
   jobs on a shared machine hits both alike; medians over STEPS steps each.
 * Memory: each implementation trains in its own child process, so its peak RSS is its own; the children alternate.
 
-    python bench/forward_backward.py   # ROUNDS=3 STEPS=8 WARMUP=1 THREADS=2 BATCH=16 SRC_LEN=64 TGT_LEN=32 FUSED=1
+    python bench/forward_backward.py   # ROUNDS=3 STEPS=16 WARMUP=1 THREADS=2 BATCH=16 SRC_LEN=64 TGT_LEN=32 FUSED=1
 
 Prints the step times, peak RSS per child, and the ratios (speed: theirs/ours step time; memory: ours/theirs).
 OMP_WAIT_POLICY is left to the caller, as in bench/generate.py: OpenMP's default on an idle machine, PASSIVE on one
@@ -25,7 +25,7 @@ import time
 
 IMPLS = ("ours", "transformers")
 ENV = {k: int(os.environ.get(k, v)) for k, v in
-       dict(ROUNDS=3, STEPS=8, WARMUP=1, THREADS=2, BATCH=16, SRC_LEN=64, TGT_LEN=32, FUSED=1).items()}
+       dict(ROUNDS=3, STEPS=16, WARMUP=1, THREADS=2, BATCH=16, SRC_LEN=64, TGT_LEN=32, FUSED=1).items()}
 
 
 def build(impl, bert_dir):
