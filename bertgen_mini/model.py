@@ -69,7 +69,7 @@ class Embeddings(nn.Module):
 class ActivationThenLinear(torch.autograd.Function):
     """y = act(u) W^T + b, keeping u but not act(u) for backward, where the activation is recomputed (cheap next
     to the matmul). Autograd would keep both: one (tokens x intermediate_size) tensor per layer saved. `product`
-    computes x W^T + b without autograd (linear.onednn_affine or F.linear) for y and for g W."""
+    computes x W^T + b without autograd (linear.onednn_affine or F.linear) for y, g W and g^T a."""
 
     @staticmethod
     def forward(ctx, u, act, weight, bias, product):
