@@ -56,8 +56,9 @@ class Dropout(nn.Module):
     Same maths as nn.Dropout, but what autograd keeps for backward is a 1-byte mask, where torch's CPU kernel
     keeps a 4-byte one: about 50 MB less for a MiniLM bert2bert step at batch 16. The coin flips are 16-bit
     integers, four cut from each 64-bit draw of torch's generator (drawing is serial on CPU and costs per draw:
-    2.4x faster than a 31-bit draw per flip, 5x faster than bernoulli_), compared with k = round(p * 2^16). So p is taken to
-    the nearest multiple of 2^-16 (0.1 -> 0.100006), and the scale uses that same value, keeping E[y] = x exact."""
+    2.4x faster than a 31-bit draw per flip, 5x faster than bernoulli_), compared with k = round(p * 2^16). So p
+    is taken to the nearest multiple of 2^-16 (0.1 -> 0.100006), and the scale uses that same value, keeping
+    E[y] = x exact."""
 
     FLIPS = 2 ** 16
 
