@@ -1,23 +1,24 @@
 """The affine map every projection in the model uses, y = x W^T + b, with faster paths on CPU.
 
-GPUs, half precision and autocast use F.linear. On CPU in fp32, training (a module in train mode, gradients on)
-multiplies by oneDNN forward and for the input's gradient (`TrainingAffine`; the fused loss in loss.py and the
-feed-forward's way down in model.py call `onednn_affine` themselves), and so does inference; a module in eval mode
-with gradients on keeps F.linear, which computes exactly what transformers computes (oneDNN's sums run in another
-order: the same numbers to float rounding, ~1e-6 relative, which 12 layers can grow past the 1e-5 that the
-parity tests hold logits to). Inference on CPU (generation above all: every step multiplies each weight matrix by
-only a few rows, one per sequence or beam) takes one of two paths, measured on this project's 2-core AMD EPYC
-(Zen 4):
+Which routine multiplies (GPUs, half precision and autocast always use F.linear):
 
-* oneDNN with a pre-packed weight. PyTorch's CPU matmul calls MKL, which on this processor multiplied the
-  30,522 x 384 LM head by 16 rows at 6 GB/s of weights (the memory gives 32); oneDNN, also inside PyTorch (the
-  library torch.compile uses for CPU linears), does it 2.5x faster once the weight is rearranged into its blocked
-  layout: 1.5-2x for the 384 x 384 and 1536 x 384 maps at 4-64 rows, 1.2-1.7x even at 512. The packed copy is
-  made on first use, kept beside the weight (`Linear.packed_weight`), remade whenever the weight changes, and
-  dropped by `model.train()`: it costs one more copy of each weight while it lives.
-* The column form y^T = W x^T + b for one or two rows of a square or widening map (out >= in), where MKL beat
-  oneDNN, or tied with it (the LM head with 2 threads), with one thread or two: a lone row is sent twice, since with
-  one column MKL falls to a slower matrix-vector routine.
+* training (train mode, gradients on, fp32 on CPU): oneDNN, for y and for the input's gradient g W
+  (`TrainingAffine`). The feed-forward's way down, which makes its own gradients, takes the same choice from
+  `Linear.product`; the fused loss (loss.py) calls `onednn_affine` itself.
+* eval mode with gradients on: F.linear, exactly what transformers computes. oneDNN sums in another order (the same
+  numbers to float rounding, ~1e-6 relative), which twelve layers can grow past the 1e-5 the parity tests hold
+  logits to.
+* inference (generation above all: every step multiplies each weight matrix by only a few rows, one per sequence
+  or beam), one of two paths, measured on this project's 2-core AMD EPYC (Zen 4):
+  - oneDNN with a pre-packed weight. PyTorch's CPU matmul calls MKL, which on this processor multiplied the
+    30,522 x 384 LM head by 16 rows at 6 GB/s of weights (the memory gives 32); oneDNN, also inside PyTorch (the
+    library torch.compile uses for CPU linears), does it 2.5x faster once the weight is rearranged into its blocked
+    layout: 1.5-2x for the 384 x 384 and 1536 x 384 maps at 4-64 rows, 1.2-1.7x even at 512. The packed copy is
+    made on first use, kept beside the weight (`Linear.packed_weight`), remade whenever the weight changes, and
+    dropped by `model.train()`: it costs one more copy of each weight while it lives.
+  - The column form y^T = W x^T + b for one or two rows of a square or widening map (out >= in), where MKL beat
+    oneDNN, or tied with it (the LM head with 2 threads), with one thread or two: a lone row is sent twice, since with
+    one column MKL falls to a slower matrix-vector routine.
 
 The numbers are the same up to float rounding (~1e-6 relative). See bench/generate.py and the README's table.
 """
@@ -113,11 +114,6 @@ class TrainingAffine(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def affine(x, weight, bias=None):
-    """x W^T + b with autograd, for training: TrainingAffine where oneDNN fits, else F.linear."""
-    return TrainingAffine.apply(x, weight, bias) if onednn_fits(x, weight) else F.linear(x, weight, bias)
-
-
 def linear(x, weight, bias=None, packed=None):
     """x (..., in) -> (..., out) = x W^T + b. Inference on CPU takes the column form where it pays, else oneDNN
     where it fits when `packed` (a function returning pack(weight), kept by the caller) is given; everything else is
@@ -145,9 +141,14 @@ class Linear(nn.Linear):
             self._packed = (key, pack(self.weight))
         return self._packed[1]
 
+    def product(self):
+        """x W^T + b without autograd, as this module's mode computes it: oneDNN where it fits in train mode,
+        F.linear in eval mode (exactly transformers' numbers). For callers that make their own gradients."""
+        return onednn_affine if self.training else F.linear
+
     def forward(self, x):
-        if self.training and needs_grad(x, self.weight):
-            return affine(x, self.weight, self.bias)
+        if self.training and needs_grad(x, self.weight) and onednn_fits(x, self.weight):
+            return TrainingAffine.apply(x, self.weight, self.bias)
         return linear(x, self.weight, self.bias, self.packed_weight)
 
     def train(self, mode: bool = True):

@@ -13,7 +13,7 @@ from .attention import Attention, Dropout, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .config import BertGenerationConfig
 from .generation import generate_decoder
-from .linear import Linear, needs_grad, onednn_affine
+from .linear import Linear, needs_grad
 from .loss import logits_and_loss
 from .outputs import BaseModelOutput, CausalLMOutput
 
@@ -69,7 +69,7 @@ class Embeddings(nn.Module):
 class ActivationThenLinear(torch.autograd.Function):
     """y = act(u) W^T + b, keeping u but not act(u) for backward, where the activation is recomputed (cheap next
     to the matmul). Autograd would keep both: one (tokens x intermediate_size) tensor per layer saved. `product`
-    computes x W^T + b without autograd (linear.onednn_affine or F.linear) for y, g W and g^T a."""
+    computes x W^T + b without autograd (`Linear.product`: oneDNN or F.linear) for y, g W and g^T a."""
 
     @staticmethod
     def forward(ctx, u, act, weight, bias, product):
@@ -114,8 +114,8 @@ class FeedForwardDown(ResidualOutput):
 
     def forward(self, u, residual):
         if needs_grad(u, self.dense.weight):
-            product = onednn_affine if self.training else F.linear  # as Linear: see linear.affine
-            return self.close(ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias, product),
+            dense = self.dense
+            return self.close(ActivationThenLinear.apply(u, self.act, dense.weight, dense.bias, dense.product()),
                               residual)
         return self.close(self.dense(self.act(u)), residual)  # inference: nothing to save, the fast paths apply
 
