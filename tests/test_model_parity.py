@@ -163,6 +163,37 @@ def test_dropout_drops_about_p_and_keeps_the_expected_value():
     assert Dropout(1.0).train()(x).abs().sum() == 0
 
 
+def test_training_attention_folds_its_scales_into_the_weights():
+    """With dropout on, training scales the query and value weights (and adds the dropped output with its scale)
+    instead of scaling the attention maps: the textbook order gives the same numbers from the same draws."""
+    import math
+
+    import torch.nn.functional as F
+    from bertgen_mini.attention import Attention
+    torch.manual_seed(0)
+    config = bg.BertGenerationConfig(**SMALL, attention_probs_dropout_prob=0.3, hidden_dropout_prob=0.2)
+    block = Attention(config, is_cross_attention=True).train()
+    x, context = torch.randn(2, 5, 32, requires_grad=True), torch.randn(2, 7, 32, requires_grad=True)
+    mask = torch.zeros(2, 1, 1, 7)
+    mask[1, ..., 5:] = torch.finfo(torch.float32).min  # two padded source positions
+    torch.manual_seed(1)
+    got, got_probs = block(x, mask, context=context, output_attentions=True)
+    heads = block.self
+    q, k, v = (heads.split_heads(F.linear(t, m.weight, m.bias))
+               for t, m in ((x, heads.query), (context, heads.key), (context, heads.value)))
+    torch.manual_seed(1)  # the same draws, in the same order: the maps' dropout, then the output's
+    probs = (q @ k.transpose(-2, -1) / math.sqrt(heads.head_size) + mask).softmax(-1)
+    mixed = (heads.dropout(probs) @ v).transpose(1, 2).reshape(2, 5, 32)
+    output = block.output
+    want = output.LayerNorm(output.dropout(output.dense(mixed)) + x)
+    torch.testing.assert_close(got_probs, probs, **TOL)
+    torch.testing.assert_close(got, want, **TOL)
+    g = torch.randn_like(want)
+    params = (x, context, heads.query.weight, heads.value.weight, heads.value.bias)
+    for a, b in zip(torch.autograd.grad(got, params, g, retain_graph=True), torch.autograd.grad(want, params, g)):
+        torch.testing.assert_close(a, b, **TOL)
+
+
 def test_training_mode_gradients_flow_through_the_recomputed_activation():
     model = small_pair().train()
     ids, mask, labels = batch()
