@@ -90,8 +90,8 @@ class Dropout(nn.Module):
         return torch.where(drop, 0.0, x)
 
     def forward(self, x):
-        scale = self.keep_scale()
-        return self.zero(x) if scale == 1 else self.zero(x).mul_(scale)
+        y, scale = self.zero(x), self.keep_scale()
+        return y if scale == 1 else y.mul_(scale)  # y is x itself when dropout is off: never scaled in place then
 
 
 class ResidualOutput(nn.Module):

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from .linear import onednn_affine
 
-# Rows of the softmax / logit gradient alive at once (128 x 30522 floats = 16 MB a buffer). Measured with bench/forward_backward.py (MiniLM,
-# batch 16 x 32 targets, 2 threads), speed (transformers' step time / ours) and memory (ours / transformers'):
-# 64 rows 0.97x and 0.90x, 128 rows 1.01x and 0.90x, 256 rows 1.03x and 0.92x (before the products moved to oneDNN).
+# Rows of the softmax / logit gradient alive at once (128 x 30522 floats = 16 MB, a buffer that stays in the CPU's
+# cache between the softmax and the two products). With bench/forward_backward.py (MiniLM, batch 16 x 32 targets,
+# 2 threads) 64, 256 and 512 rows were each 1-3% slower a step; 256 also raised the memory peak.
 CHUNK_ROWS = 128
 
 

@@ -1,9 +1,13 @@
 """With identical weights, bertgen_mini and transformers compute the same numbers (fp32, tolerance 1e-5)."""
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 import transformers
 
 import bertgen_mini as bg
+from bertgen_mini.attention import Attention, Dropout
 from reference import SMALL, hf_twin, small_pair
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -147,7 +151,6 @@ def test_shift_tokens_right_matches_transformers():
 
 
 def test_dropout_drops_about_p_and_keeps_the_expected_value():
-    from bertgen_mini.attention import Dropout
     torch.manual_seed(0)
     drop = Dropout(0.25)
     x = torch.ones(200_000, requires_grad=True)
@@ -166,10 +169,6 @@ def test_dropout_drops_about_p_and_keeps_the_expected_value():
 def test_training_attention_folds_its_scales_into_the_weights():
     """With dropout on, training scales the query and value weights (and adds the dropped output with its scale)
     instead of scaling the attention maps: the textbook order gives the same numbers from the same draws."""
-    import math
-
-    import torch.nn.functional as F
-    from bertgen_mini.attention import Attention
     torch.manual_seed(0)
     config = bg.BertGenerationConfig(**SMALL, attention_probs_dropout_prob=0.3, hidden_dropout_prob=0.2)
     block = Attention(config, is_cross_attention=True).train()
