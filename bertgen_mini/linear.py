@@ -4,7 +4,8 @@ Which routine multiplies (GPUs, half precision and autocast always use F.linear)
 
 * training (train mode, gradients on, fp32 on CPU): oneDNN, for y and for the input's gradient g W
   (`TrainingAffine`). The feed-forward's way down, which makes its own gradients, takes the same choice from
-  `Linear.product`; the fused loss (loss.py) calls `onednn_affine` itself.
+  `Linear.product`; the fused loss (loss.py) calls `onednn_affine` itself. `Linear.scaled` multiplies by a
+  scaled copy of the weight through the same choice (attention folds its constants in that way).
 * eval mode with gradients on: F.linear, exactly what transformers computes. oneDNN sums in another order (the same
   numbers to float rounding, ~1e-6 relative), which twelve layers can grow past the 1e-5 the parity tests hold
   logits to.
