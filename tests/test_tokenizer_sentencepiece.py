@@ -10,10 +10,9 @@ HARD_CASES = ["", "   ", "a . <::::> b", "a<::::>b<::::>", "  <::::>  ", "<s>hi<
 
 
 @pytest.fixture(scope="session")
-def spiece_dir(tmp_path_factory, wikisplit_dir):
-    """A 2,000-piece unigram model trained once per session on tune.tsv (both columns), saved with its settings."""
-    with open(wikisplit_dir / "tune.tsv", encoding="utf-8") as f:
-        texts = [text for line in f for text in line.rstrip("\n").split("\t")]
+def spiece_dir(tmp_path_factory, wikisplit_rows):
+    """A 2,000-piece unigram model trained once per session on tune (both columns), saved with its settings."""
+    texts = [text for row in wikisplit_rows[:5000] for text in row]
     path = tmp_path_factory.mktemp("spiece")
     BertGenerationTokenizer.train(texts, vocab_size=2000).save_pretrained(path)
     return path

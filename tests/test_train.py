@@ -160,7 +160,7 @@ def test_evaluate_scores_generated_text_against_round_tripped_references(tmp_pat
     assert rows[1]["reference"] == "a. < : : : : > b c."
 
 
-def test_train_command_runs_end_to_end_on_wikisplit(tmp_path, wikisplit_dir):
+def test_train_command_runs_end_to_end_on_wikisplit(tmp_path):
     bert = save_tiny_bert(tmp_path / "bert")
     out = tmp_path / "run"
     train(parse_args(["--bert-dir", str(bert), "--output-dir", str(out), "--steps", "2", "--batch-size", "2",
