@@ -4,7 +4,10 @@ Reading accepts what transformers writes (BERT, BertGeneration and EncoderDecode
 stored once) and `pytorch_model.bin` through `torch.load(weights_only=True)`, which never runs pickled code.
 Loading maps BERT's names onto ours and returns a `LoadReport`: which weights came from the checkpoint, which
 are new (cross-attention, the LM-head bias) and which the checkpoint had but this model does not use (token
-types, pooler, MLM head). Writing is atomic, and stores tied tensors once, under the names transformers keeps.
+types, pooler, MLM head). Anything else left unused (more layers than the config has, another model's names) or a
+tensor of another kind (integers for a float weight) is an error unless the caller passes strict=False: a load
+that silently drops or converts weights gives a model that runs but computes something else. Writing is atomic,
+and stores tied tensors once, under the names transformers keeps.
 """
 import json
 import re
@@ -19,6 +22,8 @@ from .files import atomic_write, checkpoint_dir
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# Parts of a BERT checkpoint BertGeneration has no place for by design: warm-starting drops them (Rothe et al.).
+BERT_ONLY = re.compile(r"(embeddings\.token_type_embeddings|pooler|cls)\.")
 
 
 def read_state_dict(directory) -> dict:
@@ -33,9 +38,9 @@ def read_state_dict(directory) -> dict:
     if bin_file.is_file():
         try:
             return torch.load(bin_file, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{bin_file} could not be read as plain tensors ({err}). Re-save it as "
-                             f"{WEIGHTS_NAME}, or copy it again.") from None
+        except Exception as err:  # weights_only=True refuses any object but tensors and plain values: no code runs
+            raise ValueError(f"{bin_file} could not be read as plain tensors ({str(err)[:300]}). It may hold code "
+                             f"rather than weights: re-save it as {WEIGHTS_NAME} from a source you trust.") from None
     raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME} (nor pytorch_model.bin). Is this the right folder? "
                             f"It holds: {sorted(p.name for p in directory.iterdir())[:10]}")
 
@@ -63,6 +68,7 @@ class LoadReport:
     new: list = field(default_factory=list)      # in the model, not in the checkpoint: freshly initialised
     unused: list = field(default_factory=list)   # in the checkpoint, not in the model: ignored
     numels: dict = field(default_factory=dict, repr=False)
+    cast: list = field(default_factory=list)     # strict=False only: loaded from integer (or float into integer) data
 
     def rows(self):
         """(part, status, tensors, parameters) for every part, in model order."""
@@ -79,23 +85,27 @@ class LoadReport:
         width = max(len(part) for part, *_ in rows)
         lines = [f"Weights from {self.source}", f"  {'part':<{width}}  {'status':<10} {'tensors':>7} {'params':>9}"]
         lines += [f"  {part:<{width}}  {status:<10} {n:>7} {numel / 1e6:>8.2f}M" for part, status, n, numel in rows]
+        if self.cast:
+            lines.append(f"  cast to the model's dtype (strict=False): {', '.join(self.cast[:5])}")
         return "\n".join(lines)
 
     def prefixed(self, prefix: str) -> "LoadReport":
         """The same report with names under `prefix` (e.g. 'decoder.')."""
         add = lambda names: [prefix + n for n in names]
         numels = {prefix + k: v for k, v in self.numels.items()}
-        return LoadReport(self.source, add(self.loaded), add(self.new), add(self.unused), numels)
+        return LoadReport(self.source, add(self.loaded), add(self.new), add(self.unused), numels, add(self.cast))
 
     def __add__(self, other):
         source = self.source if self.source == other.source else f"{self.source} and {other.source}"
         return LoadReport(source, self.loaded + other.loaded, self.new + other.new, self.unused + other.unused,
-                          {**self.numels, **other.numels})
+                          {**self.numels, **other.numels}, self.cast + other.cast)
 
 
-def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str = "") -> LoadReport:
+def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str = "", strict: bool = True) -> LoadReport:
     """Copy `tensors` into `model` (names matched after `canonical_name`; `prefix` is stripped from the
-    checkpoint's names first). Tied parameters count as loaded when any of their names was found."""
+    checkpoint's names first). Tied parameters count as loaded when any of their names was found. With strict
+    (the default), tensors the model has no place for (BERT's token types, pooler and pretraining heads aside) and
+    integer data for a float weight (or the reverse) are errors; strict=False drops or casts them, and reports it."""
     targets = model.state_dict(keep_vars=True)
     by_canonical = {canonical_name(k): k for k in targets}
     report = LoadReport(source, numels={k: t.numel() for k, t in {**targets, **tensors}.items()})
@@ -113,6 +123,13 @@ def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str =
                 f"{source}: '{name}' has shape {tuple(tensor.shape)} but the model's '{target_name}' has "
                 f"{tuple(target.shape)}. The config does not match these weights (vocab_size or hidden_size?): "
                 "load the config from the same folder, and do not override sizes.")
+        if tensor.is_floating_point() != target.is_floating_point():
+            if strict:
+                raise ValueError(
+                    f"{source}: '{name}' holds {tensor.dtype} values but the model's '{target_name}' is "
+                    f"{target.dtype}: these are not the weights the name promises (a damaged or hand-made "
+                    "checkpoint). Re-save it with float weights, or pass strict=False to cast them anyway.")
+            report.cast.append(name)
         with torch.no_grad():
             target.copy_(tensor)
         loaded_ids.add(id(target))
@@ -122,6 +139,14 @@ def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str =
             continue  # a tied alias: reported once, under its first name
         seen.add(id(target))
         (report.loaded if id(target) in loaded_ids else report.new).append(name)
+    unexpected = [n for n in report.unused if not BERT_ONLY.match(canonical_name(n.removeprefix(prefix)))]
+    if strict and unexpected:
+        parts = sorted({module_group(n) for n in unexpected})
+        raise ValueError(
+            f"{source} holds {len(unexpected)} tensors this model has no place for ({', '.join(parts[:4])}"
+            f"{', ...' if len(parts) > 4 else ''}): the config describes another model than the weights (fewer "
+            "layers? no cross-attention? another architecture?). Load the config saved with these weights, or "
+            "pass strict=False to drop them on purpose.")
     return report
 
 
@@ -150,12 +175,13 @@ class PretrainedMixin:
     """`from_pretrained` / `save_pretrained` for BertGenerationEncoder and BertGenerationDecoder."""
 
     @classmethod
-    def from_pretrained(cls, directory, verbose=True, **overrides):
+    def from_pretrained(cls, directory, verbose=True, strict=True, **overrides):
         """Build from a BERT or BertGeneration folder; `overrides` set config fields (is_decoder=True, ...).
-        The LoadReport is kept in `model.load_report` and printed unless verbose=False."""
+        The LoadReport is kept in `model.load_report` and printed unless verbose=False. strict=False accepts
+        tensors the model cannot use, and casts integer data, instead of refusing (see load_state)."""
         config = cls.config_class.from_pretrained(directory, **overrides)
         model = cls(config)
-        model.load_report = load_state(model, read_state_dict(directory), str(directory))
+        model.load_report = load_state(model, read_state_dict(directory), str(directory), strict=strict)
         if verbose:
             print(model.load_report)
         return model

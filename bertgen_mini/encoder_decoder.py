@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .checks import check_labels, check_loss
 from .checkpoint import CONFIG_NAME, load_state, read_state_dict, save_checkpoint, unique_state_dict
 from .config import BertGenerationConfig
 from .loss import logits_and_loss
@@ -119,6 +120,7 @@ class EncoderDecoderModel(nn.Module):
                 labels=None, use_cache=None, output_attentions=False, output_hidden_states=False) -> Seq2SeqLMOutput:
         """input_ids (B, S) with attention_mask (B, S); labels (B, T) with -100 where no loss is wanted, or
         decoder_input_ids (B, T). Returns loss, logits (B, T, V) and, when asked, attentions of all three kinds."""
+        check_labels(labels, self.decoder.config.vocab_size, like=decoder_input_ids)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids, attention_mask, inputs_embeds=inputs_embeds,
                                            output_attentions=output_attentions,
@@ -140,6 +142,7 @@ class EncoderDecoderModel(nn.Module):
                                             output_attentions=output_attentions,
                                             output_hidden_states=output_hidden_states)
         logits, loss = logits_and_loss(decoder_outputs.last_hidden_state, self.decoder.lm_head, labels)
+        check_loss(loss)
         return Seq2SeqLMOutput(loss, logits, decoder_outputs.past_key_values,
                                decoder_outputs.hidden_states, decoder_outputs.attentions,
                                decoder_outputs.cross_attentions, encoder_outputs.last_hidden_state,

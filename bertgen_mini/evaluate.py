@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .data import load_wikisplit
-from .files import atomic_write_text
+from .files import atomic_write_text, check_writable
 from .metrics import score_all
 
 # Scoring reads whole sources and leaves room for whole splits, whatever lengths training used: a model trained on
@@ -45,6 +45,10 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
     """Generated text for each source string (greedy, or beam search with num_beams > 1), in input order.
     Lengths left as None read up to EVAL_MAX_LEN tokens of each source and write up to EVAL_MAX_LEN new ones,
     fewer where the model has fewer positions."""
+    for name, value in (("batch_size", batch_size), ("max_source_len", max_source_len),
+                        ("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name}={value}: must be at least 1.")
     if max_source_len is None:
         max_source_len = min(EVAL_MAX_LEN, model.encoder.config.max_position_embeddings)
     if max_new_tokens is None:
@@ -80,6 +84,16 @@ def evaluate(model, tokenizer, pairs, batch_size: int = 32, max_source_len: int 
     return scores, rows
 
 
+def at_least(minimum: int):
+    """An argparse type: an int no smaller than `minimum`."""
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give {minimum} or more")
+        return value
+    return parse
+
+
 def main(argv=None):
     from .encoder_decoder import EncoderDecoderModel
     from .tokenizer_wordpiece import BertTokenizer
@@ -90,22 +104,23 @@ def main(argv=None):
     parser.add_argument("--split", default="validation", help="tune, validation or test")
     parser.add_argument("--task", default="split", choices=("split", "fuse"))
     parser.add_argument("--data-dir", default=None, help="folder holding <split>.tsv (default: the usual search)")
-    parser.add_argument("--rows", type=int, default=100, help="score the first N pairs (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-beams", type=int, default=1)
-    parser.add_argument("--max-source-len", type=int, default=None, help=f"default {EVAL_MAX_LEN}")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help=f"default {EVAL_MAX_LEN}")
+    parser.add_argument("--rows", type=at_least(0), default=100, help="score the first N pairs (0 = all)")
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--num-beams", type=at_least(1), default=1)
+    parser.add_argument("--max-source-len", type=at_least(3), default=None, help=f"default {EVAL_MAX_LEN}")
+    parser.add_argument("--max-new-tokens", type=at_least(1), default=None, help=f"default {EVAL_MAX_LEN}")
     parser.add_argument("--output-dir", default=None, help="where predictions.jsonl and metrics.json go "
                                                            "(default: the model folder)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads())) if not torch.cuda.is_available() else None
+    out = Path(args.output_dir or args.model_dir)
+    check_writable(out)  # before the generation, which can take an hour
     model = EncoderDecoderModel.from_pretrained(args.model_dir).to(pick_device())
     tokenizer = BertTokenizer.from_pretrained(args.model_dir)
     pairs = load_wikisplit(args.split, args.data_dir, args.task)
     pairs = pairs[:args.rows] if args.rows else pairs
     scores, rows = evaluate(model, tokenizer, pairs, args.batch_size, args.max_source_len, args.max_new_tokens,
                             args.num_beams)
-    out = Path(args.output_dir or args.model_dir)
     atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(out / "metrics.json", json.dumps({**scores, "split": args.split, "rows": len(pairs),
                                                          "num_beams": args.num_beams}, indent=2) + "\n")

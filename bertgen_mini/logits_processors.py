@@ -63,8 +63,13 @@ def process_scores(scores, sequences, settings, new_tokens):
 
     scores (N, V) float: logits (greedy, sampling) or log-probabilities (beam search), changed in place; sequences
     (N, T) the tokens so far; new_tokens how many tokens have been generated already. Returns the processed (N, V)
-    scores.
+    scores. Scores that are not all finite are an error: argmax of NaN is token 0, not a prediction.
     """
+    if not bool(torch.isfinite(scores).all()):
+        raise FloatingPointError(
+            f"Generation step {new_tokens + 1}: the model's scores hold NaN or infinite values, so no token can be "
+            "chosen. The weights (or the source) are not finite: check torch.isfinite(p).all() for each parameter; "
+            "a model trained in fp16 may have overflowed.")
     if settings.no_repeat_ngram_size > 0:
         scores = ban_repeated_ngrams(scores, sequences, settings.no_repeat_ngram_size)
     if new_tokens < settings.min_new_tokens and settings.eos_token_id is not None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .attention import Attention, Dropout, KVCache, ResidualOutput
 from .checkpoint import PretrainedMixin
+from .checks import check_inputs, check_labels, check_loss
 from .config import BertGenerationConfig
 from .generation import generate_decoder
 from .linear import Linear, needs_grad
@@ -200,6 +201,8 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         self.check_inputs(input_ids, past_key_values)
+        check_inputs(input_ids, inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask,
+                     past_key_values)
         use_cache = cfg.is_decoder and (cfg.use_cache if use_cache is None else use_cache)
         if use_cache and past_key_values is None:
             past_key_values = KVCache(cfg.num_hidden_layers)
@@ -291,12 +294,14 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
                 use_cache=None, output_attentions=False, output_hidden_states=False) -> CausalLMOutput:
         """As BertGenerationEncoder.forward, plus `labels` (B, T): the next-token loss, shifted inside.
         Returns logits (B, T, V)."""
+        check_labels(labels, self.config.vocab_size, like=input_ids if input_ids is not None else inputs_embeds)
         if labels is not None:
             use_cache = False  # training: nothing to keep
         out = self.bert(input_ids, attention_mask, position_ids, inputs_embeds, encoder_hidden_states,
                         encoder_attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states)
         logits, loss = logits_and_loss(out.last_hidden_state, self.lm_head,
                                        next_token_labels(labels) if labels is not None else None)
+        check_loss(loss)
         return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
                               out.cross_attentions)
 

@@ -12,6 +12,7 @@ truncation off is an error (transformers only warns), and only PyTorch tensors a
 """
 import inspect
 import json
+import operator
 import re
 from pathlib import Path
 
@@ -257,7 +258,11 @@ class Tokenizer:
         settings = {}
         if (path / CONFIG_NAME).is_file():
             known = inspect.signature(cls.__init__).parameters
-            saved = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+            try:
+                saved = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(f"{path / CONFIG_NAME} is not a JSON file ({str(err)[:80]}): copy it again, or "
+                                 "delete it to load the vocabulary with default settings.") from None
             settings = {k: v for k, v in saved.items() if k in known and k != "self"}
         return cls(path, **{**settings, **overrides})
 
@@ -282,6 +287,7 @@ def _as_id_list(ids) -> list:
     if isinstance(ids, int):
         return [ids]
     try:
-        return list(map(int, ids))
+        return list(map(operator.index, ids))  # index, not int: 3.7 is refused, not read as 3
     except TypeError:
-        raise ValueError(f"expected one sequence of token ids, got {str(ids):.80}: use batch_decode") from None
+        raise ValueError(f"expected one sequence of integer token ids, got {str(ids):.80}: pass ints (a float "
+                         "tensor: ids.long() if the values are whole), or use batch_decode for a batch") from None

@@ -62,7 +62,15 @@ class BertGenerationTokenizer(Tokenizer):
         return self.sp.get_piece_size()
 
     def _tokenize_chunk(self, text):
-        return self.sp.encode(text, out_type=str)
+        try:
+            return self.sp.encode(text, out_type=str)
+        except RuntimeError:  # sentencepiece takes UTF-8; a lone surrogate has no UTF-8 form
+            bad = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+            if bad is None:
+                raise
+            raise ValueError(f"The text holds a lone surrogate {text[bad]!r} at position {bad} ({text[:40]!r}...): it "
+                             "is not a character and has no UTF-8 form. Decode bytes with errors='replace', or "
+                             "drop it with text.encode('utf-8', 'ignore').decode().") from None
 
     def _token_to_id(self, token):
         return self.sp.piece_to_id(token)

@@ -14,32 +14,50 @@ in bf16 (or fp16 with a gradient scaler where bf16 is missing); on CPU in fp32. 
 only rank 0 logs and writes checkpoints.
 
 Checkpoints follow transformers' Trainer: `output_dir/checkpoint-<step>/` holds the model (save_pretrained:
-config.json + model.safetensors) and trainer_state.pt (optimizer, scheduler, scaler, RNG, step), each written
-atomically; trainer_state.pt is written last, so a folder without it is an interrupted save and is ignored. A
-resumed run continues exactly where the saved one stopped. References: Karpathy's nanoGPT `train.py` and minGPT
-`trainer.py`; Loshchilov & Hutter 2019 (AdamW); transformers' Trainer for the checkpoint layout.
+config.json + model.safetensors) and the trainer state: its tensors (optimizer moments, RNG states) in
+trainer_state.safetensors, the rest (step, schedule, the run's settings) in trainer_state.json. Neither format can
+carry code, so resuming from a folder someone else wrote runs nothing from it (a pickle, which older versions
+wrote as trainer_state.pt, can). Each file is written atomically and trainer_state.json last, so a folder
+without it is an interrupted save and is ignored. A resumed run continues exactly where the saved one stopped; it
+refuses settings that cannot change mid-run (the model, the batches) and applies, and logs, those that can (the
+learning rate, the number of steps). References: Karpathy's nanoGPT `train.py` and minGPT `trainer.py`;
+Loshchilov & Hutter 2019 (AdamW); transformers' Trainer for the checkpoint layout.
 """
 import argparse
 import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .checkpoint import load_state, read_state_dict
-from .files import atomic_write
+from .checks import check_field_types
+from .files import atomic_write, atomic_write_text, check_writable
 from .paths import default_bert_dir
+from .recipes import CROSS_INITS, RECIPES
 
-STATE_NAME = "trainer_state.pt"
+STATE_NAME = "trainer_state.json"            # written last: a checkpoint folder is complete once it is there
+TENSORS_NAME = "trainer_state.safetensors"   # the optimizer's moments and the RNG states
+LEGACY_STATE_NAME = "trainer_state.pt"       # older versions' trainer state: a pickle, not read (convert_legacy_state)
 LOG_NAME = "log.jsonl"
+CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+# What a resumed run must share with its checkpoint: the model, and which pairs make up which step.
+FIXED_ON_RESUME = ("recipe", "bert_dir", "cross_init", "dropout", "task", "train_split", "train_rows", "max_source_len",
+                   "max_target_len", "drop_long", "batch_size", "grad_accum", "seed", "weight_decay", "precision")
+# What it may change: applied from the next step on (the schedule recomputed), and logged.
+CHANGEABLE_ON_RESUME = ("lr", "new_lr", "steps", "warmup_steps", "max_grad_norm")
 
 
 @dataclass
@@ -77,6 +95,37 @@ class TrainConfig:
     resume: bool = True                     # continue from the newest checkpoint in output_dir if there is one
     progress: bool = True                   # tqdm bar
 
+    def __post_init__(self):
+        """Every field checked here, so a setting that cannot train fails before anything is built."""
+        check_field_types(self)
+        positive = lambda x: x is not None and math.isfinite(x) and x > 0
+        rules = [("output_dir", self.output_dir != "", "a folder name"),
+                 ("recipe", self.recipe in RECIPES, f"one of {', '.join(RECIPES)}"),
+                 ("cross_init", self.cross_init in CROSS_INITS, f"one of {', '.join(CROSS_INITS)}"),
+                 ("dropout", self.dropout is None or 0 <= self.dropout < 1, "in [0, 1), or none to keep BERT's"),
+                 ("task", self.task in ("split", "fuse"), "split or fuse"),
+                 ("train_split", self.train_split != "", "a WikiSplit file name such as tune"),
+                 ("train_rows", self.train_rows >= 0, "0 (all pairs) or more"),
+                 ("max_source_len", self.max_source_len >= 3, "at least 3 ([CLS], a token, [SEP])"),
+                 ("max_target_len", self.max_target_len >= 2, "at least 2 (a token and the end token)"),
+                 ("steps", self.steps >= 1, "at least 1"),
+                 ("batch_size", self.batch_size >= 1, "at least 1"),
+                 ("grad_accum", self.grad_accum >= 1, "at least 1"),
+                 ("lr", positive(self.lr), "a positive number"),
+                 ("new_lr", self.new_lr is None or positive(self.new_lr), "a positive number, or none for lr"),
+                 ("weight_decay", self.weight_decay >= 0, "0 or more"),
+                 ("warmup_steps", self.warmup_steps >= 0, "0 or more"),
+                 ("max_grad_norm", self.max_grad_norm > 0, "a positive norm (inf turns clipping off)"),
+                 ("precision", self.precision in ("auto", "fp32", "bf16", "fp16"), "auto, fp32, bf16 or fp16"),
+                 ("eval_every", self.eval_every >= 0, "0 (only at the end) or more"),
+                 ("eval_rows", self.eval_rows >= 0, "0 (no evaluation) or more"),
+                 ("save_every", self.save_every >= 0, "0 (only at the end) or more"),
+                 ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1 (a run resumes from the newest)")]
+        wrong = [f"{name}={getattr(self, name)!r} (--{name.replace('_', '-')}) must be {need}"
+                 for name, ok, need in rules if not ok]
+        if wrong:
+            raise ValueError("These settings cannot train: " + "; ".join(wrong) + ".")
+
 
 def pick_device() -> torch.device:
     """CUDA (this process's GPU under torchrun) when present, else CPU."""
@@ -109,9 +158,77 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int):
 
 
 def checkpoints(output_dir) -> list[Path]:
-    """Complete checkpoint folders in output_dir, oldest first (a folder counts once trainer_state.pt is in it)."""
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if (p / STATE_NAME).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+    """Complete checkpoint-<step> folders in output_dir, oldest first (complete once trainer_state.json is in it).
+    Other checkpoint-* folders (checkpoint-best, ...) are not resumed from nor deleted; a warning says so."""
+    found = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        match = CHECKPOINT_NAME.fullmatch(path.name)
+        if match is None:
+            warnings.warn(f"{path} is not named checkpoint-<step>: ignored (never resumed from, never deleted).")
+        elif (path / STATE_NAME).is_file():
+            found.append((int(match[1]), path))
+    return [path for _, path in sorted(found)]
+
+
+def refuse_legacy_state(output_dir) -> None:
+    """A checkpoint of an older version holds trainer_state.pt, a pickle: say how to continue instead of reading it."""
+    for folder in Path(output_dir).glob("checkpoint-*"):
+        if (folder / LEGACY_STATE_NAME).is_file() and not (folder / STATE_NAME).is_file():
+            raise ValueError(
+                f"{folder} holds {LEGACY_STATE_NAME}, the trainer state of an older bertgen_mini. It is a pickle, "
+                "and reading a pickle can run code, so it is not read. If you trust where it came from, convert it "
+                f"once: python -c \"from bertgen_mini.train import convert_legacy_state; convert_legacy_state("
+                f"'{folder}')\" and resume; or start afresh with --no-resume (or another --output-dir).")
+
+
+def write_state(folder: Path, state: dict) -> None:
+    """Trainer state as trainer_state.safetensors (every tensor) then trainer_state.json (everything else)."""
+    optimizer = state["optimizer"]
+    tensors = {f"optimizer.{param}.{key}": value for param, values in optimizer["state"].items()
+               for key, value in values.items()}
+    tensors["rng.cpu"] = state["cpu_rng"]
+    tensors.update({f"rng.cuda.{i}": rng for i, rng in enumerate(state["cuda_rng"] or [])})
+    plain = {k: v for k, v in state.items() if k not in ("optimizer", "cpu_rng", "cuda_rng")}
+    plain["param_groups"] = optimizer["param_groups"]
+    atomic_write(folder / TENSORS_NAME, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp))
+    atomic_write_text(folder / STATE_NAME, json.dumps(plain, indent=1) + "\n")
+
+
+def read_state(folder: Path) -> dict:
+    """The trainer state write_state wrote, as Trainer.state() gives it. Errors name the damaged file."""
+    try:
+        plain = json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))
+        step = plain["step"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{folder / STATE_NAME} is damaged ({str(err)[:100]}). Delete {folder} to resume from "
+                         "the checkpoint before it, or start afresh with --no-resume.") from None
+    try:
+        tensors = load_file(folder / TENSORS_NAME)
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{folder / TENSORS_NAME} is damaged or missing ({str(err)[:100]}). Delete {folder} to "
+                         "resume from the checkpoint before it, or start afresh with --no-resume.") from None
+    moments = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, param, key = name.split(".", 2)
+            moments.setdefault(int(param), {})[key] = value
+    groups = [{**group, "betas": tuple(group["betas"])} for group in plain.pop("param_groups")]  # JSON made a list
+    cuda = [tensors[f"rng.cuda.{i}"] for i in range(sum(k.startswith("rng.cuda.") for k in tensors))]
+    return {**plain, "step": step, "optimizer": {"state": moments, "param_groups": groups},
+            "cpu_rng": tensors["rng.cpu"], "cuda_rng": cuda or None}
+
+
+def convert_legacy_state(folder) -> None:
+    """Rewrite an older version's checkpoint-<step>/trainer_state.pt as trainer_state.safetensors + .json, so the
+    run can resume. Read with torch.load(weights_only=True), which accepts tensors and plain values only and
+    refuses anything that could run code; still, convert only files from a source you trust."""
+    folder = Path(folder)
+    try:
+        state = torch.load(folder / LEGACY_STATE_NAME, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{folder / LEGACY_STATE_NAME} is not a plain trainer state ({str(err)[:200]}); it was "
+                         "not converted. Start afresh with --no-resume.") from None
+    write_state(folder, state)
 
 
 class Trainer:
@@ -140,6 +257,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_linear_decay(config.warmup_steps, config.steps))
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.changes_on_resume = {}  # settings changed when resuming; logged with the first step after it
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed + self.rank)  # dropout differs between processes, as it should
 
@@ -202,8 +320,10 @@ class Trainer:
         spans config.steps."""
         cfg = self.config
         until = cfg.steps if until is None else min(until, cfg.steps)
-        if cfg.resume and checkpoints(self.output_dir):
-            self.load(checkpoints(self.output_dir)[-1])
+        if cfg.resume:
+            refuse_legacy_state(self.output_dir)
+            if checkpoints(self.output_dir):
+                self.load(checkpoints(self.output_dir)[-1])
         self.model.train()
         batches = self.micro_batches()
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.is_main), unit="step")
@@ -238,7 +358,10 @@ class Trainer:
         tqdm.write(f"step {self.step}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
 
     def log(self, record: dict):
-        """Append one JSON line to output_dir/log.jsonl (rank 0 only): the data for loss curves."""
+        """Append one JSON line to output_dir/log.jsonl (rank 0 only): the data for loss curves. The first record
+        after a resume that changed settings carries them: {"changed_on_resume": {"lr": [old, new]}}."""
+        if self.changes_on_resume:
+            record, self.changes_on_resume = {**record, "changed_on_resume": self.changes_on_resume}, {}
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.output_dir / LOG_NAME, "a", encoding="utf-8") as f:
@@ -250,35 +373,63 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "cpu_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "config": dataclasses.asdict(self.config)}
+                "world_size": self.world_size, "config": dataclasses.asdict(self.config)}
 
     def save(self):
-        """Write checkpoint-<step> (model, then trainer_state.pt) and the final model in output_dir itself;
-        drop checkpoints beyond keep_checkpoints. Rank 0 only; the other processes wait for it."""
+        """Write checkpoint-<step> (the model, then the trainer state); drop checkpoints beyond keep_checkpoints.
+        Rank 0 only; the other processes wait for it."""
         if self.is_main:
             folder = self.output_dir / f"checkpoint-{self.step}"
             self.model.save_pretrained(folder)
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(folder)
-            atomic_write(folder / STATE_NAME, lambda tmp: torch.save(self.state(), tmp))
+            write_state(folder, self.state())
             for old in checkpoints(self.output_dir)[:-self.config.keep_checkpoints]:
                 shutil.rmtree(old)
         if self.world_size > 1:
             dist.barrier()
 
     def load(self, folder: Path):
-        """Continue from checkpoint `folder`: weights into the existing model, then optimizer, scheduler, RNG."""
+        """Continue from checkpoint `folder`: settings compared, weights into the existing model, then optimizer,
+        scheduler (on this run's learning rates and length), RNG."""
+        state = read_state(folder)
+        self.check_resume(folder, state)
         load_state(self.model, read_state_dict(folder), str(folder))
-        state = torch.load(folder / STATE_NAME, map_location="cpu", weights_only=False)
+        peak_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]  # this run's, before the load
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        # The saved groups bring the old peak rates: put this run's back, and the rate of this step on its schedule
+        # (the same number as before when nothing changed: the scheduler computes it the same way).
+        self.scheduler.base_lrs = peak_lrs
+        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group, peak in zip(self.optimizer.param_groups, peak_lrs):
+            group["initial_lr"], group["lr"] = peak, peak * factor
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         torch.set_rng_state(state["cpu_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         if self.is_main:
-            tqdm.write(f"Resuming from {folder} at step {self.step}.")
+            tqdm.write(f"Resuming from {folder} at step {self.step}." + "".join(
+                f" {name} changed from {old} to {new}." for name, (old, new) in self.changes_on_resume.items()))
+
+    def check_resume(self, folder: Path, state: dict):
+        """Refuse a resume whose settings would make another run than the saved one; note the changes it may make."""
+        saved, now = state["config"], dataclasses.asdict(self.config)
+        fixed = [f"{name}: {saved.get(name)!r} in the checkpoint, {now[name]!r} now"
+                 for name in FIXED_ON_RESUME if saved.get(name) != now[name]]
+        if state.get("world_size", 1) != self.world_size:
+            fixed.append(f"processes: {state.get('world_size', 1)} in the checkpoint, {self.world_size} now")
+        if fixed:
+            raise ValueError(f"{folder} comes from a run with other settings, which cannot change mid-run:\n  "
+                             + "\n  ".join(fixed) + "\nResume with the checkpoint's settings, or start a new run "
+                             "with --no-resume (or another --output-dir).")
+        if state["step"] > self.config.steps:
+            raise ValueError(f"{folder} is at step {state['step']}, past --steps {self.config.steps}: raise --steps "
+                             "to train on, or start a new run with --no-resume (or another --output-dir).")
+        self.changes_on_resume = {name: [saved.get(name), now[name]]
+                                  for name in CHANGEABLE_ON_RESUME if saved.get(name) != now[name]}
 
 
 # -------------------------------------------------------------------------------------------------- the whole run
@@ -313,6 +464,8 @@ def train(config: TrainConfig):
     from .tokenizer_wordpiece import BertTokenizer
 
     rank, world_size = setup_distributed()
+    if rank == 0:
+        check_writable(config.output_dir)  # now, not after the model is built and the first steps have run
     bert_dir = Path(config.bert_dir) if config.bert_dir else None
     model = build_model(config.recipe, bert_dir, config.cross_init, config.dropout, config.seed,
                         verbose=config.progress and rank == 0)
@@ -327,16 +480,16 @@ def train(config: TrainConfig):
 
     def evaluate_fn(model):  # scores for the log; the rows behind them go to eval_predictions.jsonl
         scores, rows = evaluate(model, tokenizer, validation)
-        atomic_write(Path(config.output_dir) / "eval_predictions.jsonl", lambda tmp: Path(tmp).write_text(
-            "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"))
+        atomic_write_text(Path(config.output_dir) / "eval_predictions.jsonl",
+                          "".join(json.dumps(row) + "\n" for row in rows))
         return scores
     groups = param_groups(model, config.lr, config.new_lr, config.weight_decay)
     Trainer(model, batches, config, groups, evaluate_fn if config.eval_rows else None, tokenizer).train()
     if rank == 0:
         model.save_pretrained(config.output_dir)
         tokenizer.save_pretrained(config.output_dir)
-        atomic_write(Path(config.output_dir) / "train_config.json", lambda tmp: Path(tmp).write_text(
-            json.dumps(dataclasses.asdict(config), indent=2) + "\n", encoding="utf-8"))
+        atomic_write_text(Path(config.output_dir) / "train_config.json",
+                          json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     if dist.is_initialized():
         dist.destroy_process_group()
     return model, tokenizer
@@ -360,7 +513,10 @@ def parse_args(argv=None) -> TrainConfig:
             parser.add_argument(flag, type=lambda s, kind=kind: None if s.lower() == "none" else kind(s))
     args = vars(parser.parse_args(argv))
     preset = PRESETS[args.pop("preset")] if "preset" in args else {}
-    return TrainConfig(**{**preset, **args})
+    try:
+        return TrainConfig(**{**preset, **args})
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))  # exits with the usage line and the message
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ import warnings
 import pytest
 import torch
 import transformers
+from safetensors.torch import load_file, save_file
 
 import bertgen_mini as bg
 from bertgen_mini.checkpoint import module_group
 from reference import SMALL, hf_twin, small_pair
+from test_faults import Evil
 
 
 def test_save_then_load_gives_identical_outputs(tmp_path):
@@ -61,19 +63,32 @@ def test_warm_start_report_names_new_and_unused_parts(minilm_dir):
 
 
 def test_seed_example_runs_unchanged(minilm_dir):
-    """The transformers documentation's bert2bert example, with bertgen_mini imports."""
-    from bertgen_mini import BertGenerationDecoder, BertGenerationEncoder, EncoderDecoderModel
+    """README's example (transformers' bert2bert example with bertgen_mini imports) as written, then what it computed
+    checked: transformers gets the same loss from the same weights, and backward reaches the new cross-attention."""
+    from bertgen_mini import BertGenerationDecoder, BertGenerationEncoder, BertTokenizer, EncoderDecoderModel
     encoder = BertGenerationEncoder.from_pretrained(minilm_dir, bos_token_id=101, eos_token_id=102, verbose=False)
     decoder = BertGenerationDecoder.from_pretrained(minilm_dir, add_cross_attention=True, is_decoder=True,
                                                     bos_token_id=101, eos_token_id=102, verbose=False)
     bert2bert = EncoderDecoderModel(encoder=encoder, decoder=decoder)
     bert2bert.config.decoder_start_token_id, bert2bert.config.pad_token_id = 101, 0
-    input_ids = torch.tensor([[101, 7592, 2088, 102]])
-    labels = torch.tensor([[7592, 102]])
-    loss = bert2bert(input_ids=input_ids, decoder_input_ids=labels, labels=labels).loss
-    with pytest.warns(UserWarning, match="copy"):
-        bert2bert(input_ids=input_ids, decoder_input_ids=labels, labels=labels)
+    tokenizer = BertTokenizer(minilm_dir / "vocab.txt")
+    input_ids = tokenizer("This is a long article to summarize", add_special_tokens=False,
+                          return_tensors="pt").input_ids
+    labels = tokenizer("This is a short summary", return_tensors="pt").input_ids
+    loss = bert2bert(input_ids=input_ids, labels=labels).loss
     loss.backward()
+
+    assert input_ids.tolist() == [[2023, 2003, 1037, 2146, 3720, 2000, 7680, 7849, 4697]] and labels[0, -1] == 102
+    assert loss.dim() == 0 and 0 < loss.item() < 30
+    grad = decoder.bert.encoder.layer[0].crossattention.self.query.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+    bert2bert.eval()
+    with torch.no_grad():
+        ours = bert2bert(input_ids=input_ids, labels=labels).loss
+        theirs = hf_twin(bert2bert)(input_ids=input_ids, labels=labels).loss
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    with pytest.warns(UserWarning, match="copy"):  # the docs' decoder_input_ids=labels trains a copier: we warn
+        bert2bert(input_ids=input_ids, decoder_input_ids=labels, labels=labels)
 
 
 def test_bert_config_with_relative_positions_is_refused(tmp_path):
@@ -106,7 +121,6 @@ def test_size_mismatch_names_the_tensor_and_the_cause(minilm_dir):
 
 
 def test_incomplete_pair_checkpoint_is_refused(tmp_path):
-    from safetensors.torch import load_file, save_file
     small_pair().save_pretrained(tmp_path)
     tensors = load_file(tmp_path / "model.safetensors")
     del tensors["decoder.bert.encoder.layer.0.crossattention.self.query.weight"]
@@ -118,10 +132,17 @@ def test_incomplete_pair_checkpoint_is_refused(tmp_path):
 def test_pytorch_bin_is_read_without_unpickling_code(tmp_path):
     model = small_pair()
     model.save_pretrained(tmp_path)
-    from safetensors.torch import load_file
-    torch.save(load_file(tmp_path / "model.safetensors"), tmp_path / "pytorch_model.bin")
+    weights = load_file(tmp_path / "model.safetensors")
     (tmp_path / "model.safetensors").unlink()
-    assert bg.EncoderDecoderModel.from_pretrained(tmp_path) is not None
+    torch.save(weights, tmp_path / "pytorch_model.bin")
+    loaded = bg.EncoderDecoderModel.from_pretrained(tmp_path)
+    for (name, value), read in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(value, read), name
+    marker = tmp_path / "PWNED"
+    torch.save({**weights, "extra": Evil(marker)}, tmp_path / "pytorch_model.bin")  # weights plus a payload
+    with pytest.raises(ValueError, match="pytorch_model.bin could not be read as plain tensors"):
+        bg.EncoderDecoderModel.from_pretrained(tmp_path)
+    assert not marker.exists()
 
 
 def test_bad_inputs_get_clear_errors():

@@ -1,0 +1,78 @@
+"""Validation at the door: settings and model inputs that would otherwise give a wrong number without a word.
+
+A wrong value caught here gets an error that names it and says what to pass instead; caught later it would be an
+unrelated TypeError deep inside, or worse, a result: a (1, S) attention mask broadcast over every row, a label of -1
+trained as token 0, an empty batch with a finite loss. Each check is a few comparisons on shapes or one reduction
+over the ids, small next to the forward pass it guards.
+"""
+import dataclasses
+import typing
+
+import torch
+
+
+def fits(value, kind) -> bool:
+    """Whether `value` is of the annotated `kind`: ints pass for floats, bools never pass for numbers."""
+    if kind is type(None):
+        return value is None
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
+def check_field_types(settings) -> None:
+    """Raise a TypeError naming the first field of the dataclass `settings` whose value has the wrong type."""
+    for field in dataclasses.fields(settings):
+        value, kinds = getattr(settings, field.name), typing.get_args(field.type) or (field.type,)
+        if not any(fits(value, kind) for kind in kinds):
+            wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+            raise TypeError(f"{type(settings).__name__}.{field.name}={value!r} is a {type(value).__name__}: "
+                            f"give it as {wanted}.")
+
+
+def check_inputs(input_ids, inputs_embeds, attention_mask, encoder_states=None, encoder_mask=None, cache=None):
+    """The inputs of one forward pass: a non-empty (B, T) batch, an attention mask of the same shape ((B, past + T)
+    with a cache), and an encoder mask (B, S) that matches the encoder states (B, S, d)."""
+    tokens = input_ids if input_ids is not None else inputs_embeds
+    name = "input_ids" if input_ids is not None else "inputs_embeds"
+    if tokens.dim() != (2 if input_ids is not None else 3) or 0 in tokens.shape:
+        raise ValueError(f"{name} has shape {tuple(tokens.shape)}: pass a non-empty batch, (batch, length) ids or "
+                         "(batch, length, hidden) embeddings; for one sequence use ids[None].")
+    B, T = tokens.shape[:2]
+    past = cache.get_seq_length() if cache is not None else 0
+    if attention_mask is not None and (attention_mask.shape[0] != B or attention_mask.shape[1:] not in
+                                       ((T,), (past + T,))):
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)} but {name} {(B, T)}"
+                         f"{f' after {past} cached positions' if past else ''}: pass one mask row per sequence and "
+                         "one entry per token (the tokenizer's attention_mask, from the same call as the ids).")
+    if encoder_mask is not None and encoder_states is not None and encoder_mask.shape != encoder_states.shape[:2]:
+        raise ValueError(f"The encoder attention_mask has shape {tuple(encoder_mask.shape)} but the encoder states "
+                         f"{tuple(encoder_states.shape[:2])}: pass the source's own (batch, source_length) mask.")
+
+
+def check_labels(labels, vocab_size: int, like=None) -> None:
+    """labels (B, T): every entry a token id in [0, vocab_size) or -100 (no loss there); the shape of `like`
+    (the decoder inputs) when given."""
+    if labels is None:
+        return
+    if labels.dim() != 2 or 0 in labels.shape:
+        raise ValueError(f"labels have shape {tuple(labels.shape)}: pass a non-empty (batch, target_length) tensor.")
+    if like is not None and tuple(labels.shape) != tuple(like.shape[:2]):
+        raise ValueError(f"labels have shape {tuple(labels.shape)} but the decoder inputs {tuple(like.shape[:2])}: "
+                         "give one label per decoder position.")
+    bad = (labels != -100) & ((labels < 0) | (labels >= vocab_size))
+    if bad.any():
+        row, col = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"labels[{row}, {col}] = {int(labels[row, col])} is not a token id: labels must be ids in "
+                         f"0..{vocab_size - 1}, or -100 where no loss is wanted (padding).")
+
+
+def check_loss(loss) -> None:
+    """An evaluation loss (no gradients) that is NaN or infinite is an error, not a number to report; in training
+    the Trainer checks it and names the step."""
+    if loss is not None and not torch.is_grad_enabled() and not bool(torch.isfinite(loss)):
+        raise FloatingPointError(f"The loss is {float(loss)}: the model's weights or inputs hold NaN or infinite "
+                                 "values (find them with torch.isfinite(p).all() per parameter), or no label is "
+                                 "scored (every label is -100).")
