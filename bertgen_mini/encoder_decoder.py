@@ -174,12 +174,13 @@ class EncoderDecoderModel(nn.Module):
         return model
 
     @classmethod
-    def from_pretrained(cls, directory, verbose=False):
-        """Load a pair saved by `save_pretrained` here or by transformers' EncoderDecoderModel."""
+    def from_pretrained(cls, directory, verbose=False, strict=True):
+        """Load a pair saved by `save_pretrained` here or by transformers' EncoderDecoderModel. strict=False drops
+        tensors the config has no place for, and casts integer data, instead of refusing (see load_state)."""
         config = EncoderDecoderConfig.from_dict(
             BertGenerationConfig.read_json(Path(directory) / CONFIG_NAME))
         model = cls(config)
-        model.load_report = load_state(model, read_state_dict(directory), str(directory))
+        model.load_report = load_state(model, read_state_dict(directory), str(directory), strict=strict)
         if model.load_report.new:
             raise ValueError(f"{directory} lacks {len(model.load_report.new)} of the model's tensors "
                              f"({', '.join(model.load_report.new[:3])}, ...): the checkpoint is incomplete or was "

@@ -90,7 +90,8 @@ def test_shrunk_bert_tokenizes_the_same_and_computes_the_same(tmp_path, minilm_d
     assert len(small_tok) < 100
     full_ids, small_ids = full_tok(texts[0])["input_ids"], small_tok(texts[0])["input_ids"]
     assert full_tok.convert_ids_to_tokens(full_ids) == small_tok.convert_ids_to_tokens(small_ids)
-    full = bg.BertGenerationEncoder.from_pretrained(minilm_dir, num_hidden_layers=2, verbose=False).eval()
+    full = bg.BertGenerationEncoder.from_pretrained(minilm_dir, num_hidden_layers=2, verbose=False,
+                                                    strict=False).eval()  # layers 2-5 dropped on purpose
     shrunk = bg.BertGenerationEncoder.from_pretrained(small, verbose=False).eval()
     with torch.no_grad():
         expected = full(torch.tensor([full_ids])).last_hidden_state
