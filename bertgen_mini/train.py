@@ -91,7 +91,7 @@ class TrainConfig:
     eval_every: int = 0                     # generate on eval_rows validation pairs every N steps (0 = only at the end)
     eval_rows: int = 100
     save_every: int = 0                     # write a checkpoint every N steps (0 = only at the end)
-    keep_checkpoints: int = 1               # how many checkpoint-<step> folders to keep
+    keep_checkpoints: int = 1               # how many checkpoint-<step> folders to keep (at least 1)
     resume: bool = True                     # continue from the newest checkpoint in output_dir if there is one
     progress: bool = True                   # tqdm bar
 

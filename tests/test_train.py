@@ -51,6 +51,12 @@ def config(tmp_path, **overrides):
                           "progress": False, **overrides})
 
 
+# Summing the same gradient in another order changes its last bits, and AdamW's second step divides by sqrt(v):
+# where a weight's two gradients nearly cancel that amplifies them. Seen: 1.7e-6 on one embedding entry, against
+# updates of lr = 3e-3 a step. A bug (a micro-batch lost or counted twice) moves weights by ~1e-3.
+WEIGHTS_ATOL = 1e-5
+
+
 def no_dropout_pair(seed=0):
     return small_pair(seed, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
@@ -82,7 +88,7 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
     accumulated = no_dropout_pair()
     Trainer(accumulated, batches_of(pairs, B), config(tmp_path / "acc", steps=2, grad_accum=2)).train()
     for name, value in trained_weights(big).items():
-        torch.testing.assert_close(accumulated.state_dict()[name], value, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(accumulated.state_dict()[name], value, rtol=1e-4, atol=WEIGHTS_ATOL, msg=name)
 
 
 def train_one_shard(rank, world_size, port, pairs, output_dir):
@@ -107,7 +113,7 @@ def test_two_processes_equal_one_process_with_the_doubled_batch(tmp_path):
     Trainer(single, batches_of(pairs, 2 * B), config(tmp_path / "one", steps=2, batch_size=2 * B)).train()
     ddp = bg.EncoderDecoderModel.from_pretrained(tmp_path / "ddp" / "checkpoint-2")  # written by rank 0 only
     for name, value in trained_weights(single).items():
-        torch.testing.assert_close(ddp.state_dict()[name], value, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(ddp.state_dict()[name], value, rtol=1e-4, atol=WEIGHTS_ATOL, msg=name)
 
 
 def test_nan_loss_stops_and_names_the_step(tmp_path):
