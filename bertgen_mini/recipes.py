@@ -13,26 +13,46 @@ Warm-starting leaves two kinds of weights: pretrained ones, which a large learni
 from its layer's pretrained self-attention: the query/key/value maps then already compare BERT-like vectors,
 so attending to matching source tokens (which is most of WikiSplit: the target is mostly a copy) is learned in far
 fewer steps. The measurements behind PRESETS are in bench/train_recipes.md.
+
+BERT's WordPiece vocabulary has no WikiSplit separator `<::::>` and would spell it in six pieces (`< : : : : >`).
+`build_tokenizer` adds it as one token after the vocabulary, and `build_model` gives the model an embedding row
+(and LM-head row) for it, started at the mean of the others (bertgen_mini.vocab), as transformers users do with
+`tokenizer.add_tokens(...)` and `model.resize_token_embeddings(len(tokenizer))`.
 """
 from dataclasses import replace
 
 import torch
 
+from .data import SENTENCE_SEPARATOR
 from .encoder_decoder import EncoderDecoderModel
 from .paths import default_bert_dir
+from .tokenizer_wordpiece import BertTokenizer
+from .vocab import resize_token_embeddings
 
 RECIPES = ("bert2bert", "bertshare", "bert2rnd", "rnd2bert", "rnd2rnd")
 CROSS_INITS = ("random", "self")
 
 
+def build_tokenizer(bert_dir=None) -> BertTokenizer:
+    """The WordPiece tokenizer of the BERT folder `bert_dir` (default: the bundled MiniLM) with WikiSplit's separator
+    `<::::>` added as one token, id len(vocab.txt). It is not a special token: decode(skip_special_tokens=True)
+    drops [CLS], [SEP] and [PAD] but keeps it, since it is text the model writes and the scores read."""
+    tokenizer = BertTokenizer.from_pretrained(default_bert_dir() if bert_dir is None else bert_dir)
+    tokenizer.add_tokens([SENTENCE_SEPARATOR])
+    return tokenizer
+
+
 def build_model(recipe: str = "bert2bert", bert_dir=None, cross_init: str = "random", dropout: float | None = None,
-                seed: int = 0, verbose: bool = True) -> EncoderDecoderModel:
+                seed: int = 0, verbose: bool = True, tokenizer=None) -> EncoderDecoderModel:
     """An EncoderDecoderModel built the `recipe` way from the BERT folder `bert_dir` (default: the bundled MiniLM).
 
     cross_init: "random" (transformers' default) or "self" (copy each layer's self-attention into its
     cross-attention). dropout: if given, replaces every dropout probability (0.0 turns dropout off, which helps
     short runs). seed fixes the random weights. `model.load_report.new` lists the tensors that did not come from
     the checkpoint (a random half, cross-attention, LM-head bias): `param_groups` gives them the higher rate.
+    tokenizer: the tokenizer the model will read and write, default build_tokenizer(bert_dir); when it has more
+    tokens than the checkpoint's vocabulary (the added `<::::>`), both halves' embeddings and the LM head grow to
+    len(tokenizer) rows, and the start, end and padding ids are its [CLS], [SEP] and [PAD].
     """
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
@@ -43,9 +63,12 @@ def build_model(recipe: str = "bert2bert", bert_dir=None, cross_init: str = "ran
     if dropout is not None:
         for half in ("encoder", "decoder"):
             overrides[f"{half}_hidden_dropout_prob"] = overrides[f"{half}_attention_probs_dropout_prob"] = dropout
+    tokenizer = build_tokenizer(bert_dir) if tokenizer is None else tokenizer
     torch.manual_seed(seed)
     model = EncoderDecoderModel.from_encoder_decoder_pretrained(
         bert_dir, bert_dir, tie_encoder_decoder=recipe == "bertshare", verbose=False, **overrides)
+    if len(tokenizer) > model.encoder.config.vocab_size:
+        resize_token_embeddings(model, len(tokenizer))  # before a random half is drawn: it then covers the new rows
     if recipe.startswith("rnd"):
         forget_pretrained(model, model.encoder, "encoder.")
     if recipe.endswith("2rnd"):
@@ -53,7 +76,7 @@ def build_model(recipe: str = "bert2bert", bert_dir=None, cross_init: str = "ran
     if cross_init == "self":
         for layer in model.decoder.bert.encoder.layer:
             layer.crossattention.load_state_dict(layer.attention.state_dict())
-    set_special_tokens(model, bert_dir)
+    set_special_tokens(model, tokenizer)
     if verbose:
         print(model.load_report)
     return model
@@ -70,19 +93,14 @@ def forget_pretrained(model: EncoderDecoderModel, half, prefix: str) -> None:
                                 new=moved + report.new)
 
 
-def set_special_tokens(model: EncoderDecoderModel, bert_dir) -> None:
+def set_special_tokens(model: EncoderDecoderModel, tokenizer) -> None:
     """A BERT vocabulary has no <s>/</s>: the decoder starts from [CLS], ends at [SEP] and pads with [PAD]
-    (ids read from bert_dir/vocab.txt when present, else BERT's 101, 102, 0)."""
-    ids = {"[CLS]": 101, "[SEP]": 102, "[PAD]": 0}
-    vocab_file = bert_dir / "vocab.txt" if hasattr(bert_dir, "joinpath") else None
-    if vocab_file is not None and vocab_file.is_file():
-        with open(vocab_file, encoding="utf-8") as f:
-            found = {line.rstrip("\n"): i for i, line in enumerate(f) if line.rstrip("\n") in ids}
-        ids.update(found)
+    (their ids in `tokenizer`)."""
+    start, end, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
     config = model.config
-    config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]
+    config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = start, end, pad
     for half in (model.encoder.config, model.decoder.config):
-        half.bos_token_id, half.eos_token_id, half.pad_token_id = ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]
+        half.bos_token_id, half.eos_token_id, half.pad_token_id = start, end, pad
 
 
 def param_groups(model: torch.nn.Module, lr: float, new_lr: float | None = None, weight_decay: float = 0.01,

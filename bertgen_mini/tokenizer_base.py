@@ -9,6 +9,15 @@ Behaviour follows Hugging Face transformers' `PreTrainedTokenizerBase` (v5), the
 special tokens written in the text are kept whole, special tokens missing from the vocabulary get the ids after it,
 truncation keeps room for the special tokens. Two deliberate differences: text longer than `max_length` with
 truncation off is an error (transformers only warns), and only PyTorch tensors are returned.
+
+Added tokens (`add_tokens`, transformers' name) extend a fixed vocabulary, as WikiSplit's separator `<::::>` extends
+BERT's: each gets the next id after the vocabulary (`len(tokenizer)` before the call), is cut out of any text whole
+before the tokenizer's own splitting and normalizing, and decodes to itself. A model reading these ids needs as many
+embedding rows: see bertgen_mini.vocab.resize_token_embeddings. They are matched in the text as written, as
+transformers matches special tokens and `AddedToken(..., normalized=False)`; transformers matches a plain string
+given to its `add_tokens` after normalization instead (lower-casing, accent and control-character removal), which
+differs only where normalizing a text creates the token, e.g. a zero-width space inside it. `save_pretrained` writes
+them in tokenizer_config.json's `added_tokens_decoder` (id -> token and flags), the entry transformers reads.
 """
 import inspect
 import json
@@ -20,6 +29,8 @@ import torch
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 CONFIG_NAME = "tokenizer_config.json"
+# how an added token is matched, as transformers' AddedToken records it: in the text as written, anywhere in a word
+ADDED_TOKEN_FLAGS = {"lstrip": False, "rstrip": False, "single_word": False, "normalized": False}
 # transformers' clean_up_tokenization: glue punctuation and English clitics back onto the word before them
 CLEANUP_REPLACEMENTS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                         (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
@@ -73,7 +84,9 @@ class Tokenizer:
         the subclass has loaded its vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
         self.model_max_length = model_max_length  # the length truncation=True / padding="max_length" default to
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
-        self._added_tokens = {}  # token -> id, for special tokens the vocabulary lacks
+        self._added_tokens = {}  # token -> id, for tokens after the vocabulary: special tokens it lacks, add_tokens
+        self.added_tokens = []  # what add_tokens was given, in order (kept whole in text; saved with the tokenizer)
+        self.extra_special_tokens = []  # those of them added with special_tokens=True
         for name in SPECIAL_TOKEN_NAMES:
             token = special_tokens.pop(name, None)
             setattr(self, name, token)
@@ -81,13 +94,18 @@ class Tokenizer:
                 self._added_tokens[token] = self.vocab_size + len(self._added_tokens)
         if special_tokens:
             raise TypeError(f"unknown special token names {sorted(special_tokens)}; known: {SPECIAL_TOKEN_NAMES}")
+        self._index_special_and_added_tokens()
+
+    def _index_special_and_added_tokens(self):
+        """Recompute what depends on the special and added tokens: id lookups and the pattern that cuts them out."""
         self._added_ids = {i: token for token, i in self._added_tokens.items()}
-        tokens = [getattr(self, name) for name in SPECIAL_TOKEN_NAMES]
+        tokens = [getattr(self, name) for name in SPECIAL_TOKEN_NAMES] + self.extra_special_tokens
         self.all_special_tokens = list(dict.fromkeys(token for token in tokens if token is not None))
         self.all_special_ids = [self.convert_tokens_to_ids(token) for token in self.all_special_tokens]
-        # longest first, so that a special token containing another one wins
-        alternatives = "|".join(map(re.escape, sorted(self.all_special_tokens, key=len, reverse=True)))
-        self._special_split = re.compile(f"({alternatives})") if alternatives else None
+        # longest first, so that of two tokens starting at the same place the longer wins (as transformers)
+        whole = sorted(set(self.all_special_tokens) | set(self.added_tokens), key=len, reverse=True)
+        alternatives = "|".join(map(re.escape, whole))
+        self._kept_whole = re.compile(f"({alternatives})") if alternatives else None
 
     def _in_vocab(self, token):
         return self._id_to_token(self._token_to_id(token)) == token
@@ -95,8 +113,30 @@ class Tokenizer:
     # ---- vocabulary ------------------------------------------------------------------------------------------
 
     def __len__(self):
-        """Size of the vocabulary plus the special tokens appended after it."""
+        """Size of the vocabulary plus the tokens appended after it: the rows a model's embedding needs."""
         return self.vocab_size + len(self._added_tokens)
+
+    def add_tokens(self, tokens, special_tokens=False) -> int:
+        """Add tokens (a str or a list of str) that text may contain and that must stay one token each, e.g.
+        WikiSplit's `<::::>`. A token the vocabulary lacks gets the next id, len(self); one it has keeps its id. From
+        then on each is cut out of any text whole, before the tokenizer's own splitting, and decodes to itself.
+        special_tokens=True also makes them special: listed in all_special_tokens and dropped by
+        decode(skip_special_tokens=True), as transformers' add_special_tokens({"additional_special_tokens": tokens}).
+        Returns how many new ids were made: grow the model to len(tokenizer) rows (vocab.resize_token_embeddings)."""
+        tokens = [tokens] if isinstance(tokens, str) else list(tokens)
+        for token in tokens:
+            if not isinstance(token, str) or not token.strip():
+                raise ValueError(f"add_tokens takes non-blank strings, got {token!r}")
+        before = len(self)
+        for token in tokens:
+            if token not in self._added_tokens and not self._in_vocab(token):
+                self._added_tokens[token] = len(self)
+            if token not in self.added_tokens:
+                self.added_tokens.append(token)
+            if special_tokens and token not in self.extra_special_tokens:
+                self.extra_special_tokens.append(token)
+        self._index_special_and_added_tokens()
+        return len(self) - before
 
     def get_vocab(self) -> dict:
         """Every token and its id, appended special tokens included."""
@@ -123,10 +163,11 @@ class Tokenizer:
     # ---- text -> ids -----------------------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list:
-        """Cut `text` into tokens (strings); special tokens written in the text stay whole. Adds no special tokens."""
-        chunks = self._special_split.split(text) if self._special_split else [text]
+        """Cut `text` into tokens (strings); special and added tokens written in the text stay whole. Adds no special
+        tokens."""
+        chunks = self._kept_whole.split(text) if self._kept_whole else [text]
         tokens = []
-        for i, chunk in enumerate(chunks):  # re.split with a group alternates plain text and special tokens
+        for i, chunk in enumerate(chunks):  # re.split with a group alternates plain text and tokens kept whole
             if i % 2:
                 tokens.append(chunk)
             elif chunk:
@@ -238,7 +279,8 @@ class Tokenizer:
         return (str(path),)
 
     def save_pretrained(self, save_directory) -> tuple:
-        """Write the vocabulary file and tokenizer_config.json (the settings; transformers reads it too)."""
+        """Write the vocabulary file and tokenizer_config.json (the settings and added tokens; transformers reads
+        it too, and gives the added tokens the same ids)."""
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         config = {"tokenizer_class": type(self).__name__, **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES
@@ -246,6 +288,12 @@ class Tokenizer:
         config.update(self._settings(), clean_up_tokenization_spaces=self.clean_up_tokenization_spaces)
         if self.model_max_length is not None:
             config["model_max_length"] = self.model_max_length
+        if self.added_tokens:
+            config["added_tokens_decoder"] = {
+                str(self.convert_tokens_to_ids(token)): {"content": token, "special": token in self.extra_special_tokens,
+                                                         **ADDED_TOKEN_FLAGS} for token in self.added_tokens}
+        if self.extra_special_tokens:
+            config["extra_special_tokens"] = list(self.extra_special_tokens)
         config_path = save_directory / CONFIG_NAME
         config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return self.save_vocabulary(save_directory) + (str(config_path),)
@@ -255,16 +303,42 @@ class Tokenizer:
         """Load from a directory holding the vocabulary file and, optionally, tokenizer_config.json (whose settings
         are used unless overridden by keyword); a path to the vocabulary file itself also works."""
         path = Path(path)
-        settings = {}
+        saved = {}
         if (path / CONFIG_NAME).is_file():
-            known = inspect.signature(cls.__init__).parameters
             try:
                 saved = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
                 raise ValueError(f"{path / CONFIG_NAME} is not a JSON file ({str(err)[:80]}): copy it again, or "
                                  "delete it to load the vocabulary with default settings.") from None
-            settings = {k: v for k, v in saved.items() if k in known and k != "self"}
-        return cls(path, **{**settings, **overrides})
+        known = inspect.signature(cls.__init__).parameters
+        settings = {k: v for k, v in saved.items() if k in known and k != "self"}
+        tokenizer = cls(path, **{**settings, **overrides})
+        tokenizer._restore_added_tokens(saved.get("added_tokens_decoder", {}), path / CONFIG_NAME)
+        return tokenizer
+
+    def _restore_added_tokens(self, decoder: dict, source):
+        """Add the tokens of a saved `added_tokens_decoder` ({id: {"content", "special", ...}}, as transformers
+        writes it too) in id order, checking each gets its saved id. Entries for the named special tokens
+        (transformers lists [CLS] and the like there) are already known."""
+        named = {getattr(self, name) for name in SPECIAL_TOKEN_NAMES}
+        if not isinstance(decoder, dict) or not all(str(i).isdigit() and isinstance(entry, dict)
+                                                    and isinstance(entry.get("content"), str)
+                                                    for i, entry in decoder.items()):
+            raise ValueError(f"{source}: added_tokens_decoder must map ids to {{\"content\": token, ...}}; save the "
+                             "tokenizer again.")
+        for saved_id, entry in sorted(decoder.items(), key=lambda item: int(item[0])):
+            token = entry["content"]
+            if token in named:
+                continue
+            flags = [flag for flag in ("lstrip", "rstrip", "single_word") if entry.get(flag)]
+            if flags:
+                raise ValueError(f"{source}: added token {token!r} sets {', '.join(flags)}, which this tokenizer does "
+                                 "not implement; save it again with those flags off.")
+            self.add_tokens([token], special_tokens=bool(entry.get("special")))
+            if self.convert_tokens_to_ids(token) != int(saved_id):
+                raise ValueError(f"{source}: added token {token!r} was saved with id {saved_id} but gets id "
+                                 f"{self.convert_tokens_to_ids(token)} after this vocabulary: the vocabulary file "
+                                 "does not belong to this tokenizer_config.json.")
 
     @classmethod
     def _model_file(cls, path) -> Path:

@@ -6,7 +6,8 @@ References:
 - Hugging Face transformers' `BertTokenizer` (v5, backed by the Rust `tokenizers` library: `BertNormalizer`,
   `BertPreTokenizer`, `WordPiece` model and decoder): the ids and decoded text here match it exactly.
 
-Encoding one stretch of text (special tokens such as `[SEP]` written in the text are cut out first):
+Encoding one stretch of text (special tokens such as `[SEP]` and added tokens such as WikiSplit's `<::::>`,
+written in the text, are cut out first and stay whole):
 1. clean: drop control and format characters, NUL and U+FFFD; every whitespace character separates words;
 2. per word: put spaces around CJK ideographs, strip accents (NFD, then drop non-spacing marks), lower-case,
    split off every punctuation character; words in `never_split` skip this step;

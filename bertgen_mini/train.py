@@ -45,7 +45,6 @@ from tqdm.auto import tqdm
 from .checkpoint import load_state, read_state_dict
 from .checks import check_field_types
 from .files import atomic_write, atomic_write_text, check_writable
-from .paths import default_bert_dir
 from .recipes import CROSS_INITS, RECIPES
 
 STATE_NAME = "trainer_state.json"            # written last: a checkpoint folder is complete once it is there
@@ -460,16 +459,15 @@ def train(config: TrainConfig):
     config.output_dir. Returns (model, tokenizer)."""
     from .data import Seq2SeqBatches, load_wikisplit
     from .evaluate import evaluate
-    from .recipes import build_model, param_groups
-    from .tokenizer_wordpiece import BertTokenizer
+    from .recipes import build_model, build_tokenizer, param_groups
 
     rank, world_size = setup_distributed()
     if rank == 0:
         check_writable(config.output_dir)  # now, not after the model is built and the first steps have run
     bert_dir = Path(config.bert_dir) if config.bert_dir else None
+    tokenizer = build_tokenizer(bert_dir)  # BERT's WordPiece plus WikiSplit's <::::> as one token
     model = build_model(config.recipe, bert_dir, config.cross_init, config.dropout, config.seed,
-                        verbose=config.progress and rank == 0)
-    tokenizer = BertTokenizer.from_pretrained(bert_dir or default_bert_dir())
+                        verbose=config.progress and rank == 0, tokenizer=tokenizer)
     pairs = load_wikisplit(config.train_split, config.data_dir, config.task)
     pairs = pairs[:config.train_rows] if config.train_rows else pairs
     if config.drop_long:

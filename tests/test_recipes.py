@@ -4,9 +4,11 @@ import torch
 
 import bertgen_mini as bg
 from bertgen_mini.checkpoint import read_state_dict
-from bertgen_mini.recipes import PRESETS, RECIPES, build_model, param_groups
-from bertgen_mini.train import TrainConfig
-from reference import SMALL
+from bertgen_mini.recipes import PRESETS, RECIPES, build_model, build_tokenizer, param_groups
+from bertgen_mini.tokenizer_wordpiece import BertTokenizer
+from bertgen_mini.train import TrainConfig, train
+from bertgen_mini.vocab import resize_token_embeddings
+from reference import SMALL, hf_twin
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "<", ":", ">"]
 
@@ -93,6 +95,112 @@ def test_param_groups_split_new_from_pretrained_and_skip_decay_on_norms(tiny_ber
     assert id(model.decoder.lm_head.bias) in ids("new_no_decay")
     assert groups["new"]["lr"] == 1e-3 and groups["pretrained"]["lr"] == 1e-4
     assert groups["pretrained_no_decay"]["weight_decay"] == 0.0
+
+
+# ---- the separator <::::> as one token, and the rows the model grows for it ------------------------------------
+
+def test_the_separator_is_one_new_token_with_a_row_at_the_mean_in_both_halves(tiny_bert):
+    tokenizer = build_tokenizer(tiny_bert)
+    assert tokenizer.tokenize("a . <::::> b .") == ["a", ".", "<::::>", "b", "."]
+    assert len(tokenizer) == SMALL["vocab_size"] + 1 == tokenizer.convert_tokens_to_ids("<::::>") + 1
+    model = build_model("bert2bert", tiny_bert, verbose=False)
+    saved = read_state_dict(tiny_bert)["embeddings.word_embeddings.weight"]
+    for half in (model.encoder, model.decoder):
+        table = half.get_input_embeddings().weight
+        assert half.config.vocab_size == len(table) == half.get_input_embeddings().num_embeddings == len(tokenizer)
+        assert torch.equal(table[:-1], saved)
+        torch.testing.assert_close(table[-1], saved.mean(0))
+    head = model.decoder.lm_head
+    assert head.decoder.weight is model.decoder.get_input_embeddings().weight and head.bias is head.decoder.bias
+    assert head.bias.shape == (len(tokenizer),) and model.config.encoder.vocab_size == len(tokenizer)
+    ids = torch.tensor([tokenizer.encode("a . <::::> b .")])
+    assert model(input_ids=ids, labels=ids).logits.shape == (1, ids.shape[1], len(tokenizer))
+
+
+def test_bertshare_grows_its_one_table_once(tiny_bert):
+    model = build_model("bertshare", tiny_bert, verbose=False)
+    table = model.encoder.get_input_embeddings().weight
+    assert len(table) == SMALL["vocab_size"] + 1 == model.decoder.config.vocab_size
+    assert model.decoder.get_input_embeddings().weight is table is model.decoder.lm_head.decoder.weight
+
+
+def test_a_random_half_draws_its_new_row_at_random_too(tiny_bert):
+    model = build_model("rnd2rnd", tiny_bert, verbose=False)
+    table = model.encoder.get_input_embeddings().weight
+    assert not torch.allclose(table[-1], table[:-1].mean(0), atol=1e-3)
+
+
+def test_new_rows_start_where_transformers_resize_token_embeddings_puts_them(tiny_bert):
+    ours = bg.BertGenerationDecoder.from_pretrained(tiny_bert, is_decoder=True, verbose=False)
+    with torch.no_grad():
+        ours.lm_head.bias.normal_()  # a bias with a mean away from 0, as a trained one has
+    old_bias = ours.lm_head.bias.detach().clone()
+    theirs = hf_twin(ours)
+    resize_token_embeddings(ours, SMALL["vocab_size"] + 3)
+    theirs.resize_token_embeddings(SMALL["vocab_size"] + 3)  # samples within ~1e-6 of the mean here
+    expected = theirs.state_dict()
+    for name, tensor in ours.state_dict().items():
+        if name not in ("lm_head.bias", "lm_head.decoder.bias"):  # transformers 5.24 pads this one with zeros
+            torch.testing.assert_close(tensor, expected[name], atol=1e-5, rtol=0, msg=name)
+    assert torch.equal(ours.lm_head.bias[:-3], old_bias)
+    torch.testing.assert_close(ours.lm_head.bias[-3:], old_bias.mean().expand(3))
+    assert theirs.config.vocab_size == ours.config.vocab_size == SMALL["vocab_size"] + 3
+
+
+@pytest.mark.parametrize("recipe", ["bert2bert", "bertshare"])
+def test_grown_model_and_tokenizer_reload_here_and_in_transformers(tiny_bert, tmp_path, recipe):
+    transformers = pytest.importorskip("transformers")
+    tokenizer = build_tokenizer(tiny_bert)
+    model = build_model(recipe, tiny_bert, verbose=False, tokenizer=tokenizer).eval()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    text, target = "a b , c d .", "a b . <::::> c d ."
+    for again in (BertTokenizer.from_pretrained(tmp_path), transformers.BertTokenizer.from_pretrained(str(tmp_path))):
+        assert again(target)["input_ids"] == tokenizer(target)["input_ids"] and len(again) == len(tokenizer)
+    ids, labels = torch.tensor([tokenizer.encode(text)]), torch.tensor([tokenizer.encode(target)])
+    expected = model(input_ids=ids, labels=labels)
+    loaded_models = [bg.EncoderDecoderModel.from_pretrained(tmp_path)]
+    if recipe == "bert2bert":  # transformers 5.24 does not re-tie a bertshare folder that stores shared tensors once
+        theirs, info = transformers.EncoderDecoderModel.from_pretrained(tmp_path, output_loading_info=True)
+        assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+        loaded_models.append(theirs)
+    for loaded in loaded_models:
+        out = loaded.eval()(input_ids=ids, labels=labels)
+        torch.testing.assert_close(out.logits, expected.logits)
+        torch.testing.assert_close(out.loss, expected.loss)
+
+
+LINES = ["w1 w2 a b , w3 c .\tw1 w2 a b . <::::> w3 c .", "a b c w4 , w5 .\ta b c w4 . <::::> w5 .",
+         "w6 w7 , w8 w9 .\tw6 w7 . <::::> w8 w9 .", "d e f , g h .\td e f . <::::> g h ."]
+
+
+def test_a_tiny_model_trained_on_splits_writes_the_separator_as_one_token(tiny_bert, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("tune.tsv", "validation.tsv"):
+        (data / name).write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: a second thread only waits (150 steps take a few seconds)
+    try:
+        train(TrainConfig(output_dir=str(tmp_path / "run"), bert_dir=str(tiny_bert), data_dir=str(data), steps=150,
+                          batch_size=4, lr=3e-3, warmup_steps=5, dropout=0.0, eval_rows=0, progress=False,
+                          max_source_len=24, max_target_len=24))
+    finally:
+        torch.set_num_threads(threads)
+    model = bg.EncoderDecoderModel.from_pretrained(tmp_path / "run").eval()
+    tokenizer = BertTokenizer.from_pretrained(tmp_path / "run")
+    batch = tokenizer([line.split("\t")[0] for line in LINES], padding=True, return_tensors="pt")
+    out = model.generate(batch.input_ids, batch.attention_mask, max_new_tokens=16)
+    separator = tokenizer.convert_tokens_to_ids("<::::>")
+    assert [row.tolist().count(separator) for row in out] == [1] * len(LINES)
+    assert tokenizer.batch_decode(out, skip_special_tokens=True)[0] == "w1 w2 a b. <::::> w3 c."
+
+
+def test_shrinking_keeps_the_first_rows(tiny_bert):
+    encoder = bg.BertGenerationEncoder.from_pretrained(tiny_bert, verbose=False)
+    before = encoder.get_input_embeddings().weight.detach().clone()
+    resize_token_embeddings(encoder, 50)
+    assert torch.equal(encoder.get_input_embeddings().weight, before[:50]) and encoder.config.vocab_size == 50
 
 
 def test_unknown_recipe_is_refused_with_the_choices(tiny_bert):

@@ -35,6 +35,24 @@ def texts_and_reference_ids(reference, wikisplit_rows):
     return texts, reference(texts)["input_ids"]
 
 
+@pytest.fixture(scope="session")
+def ours_with_separator(minilm_dir):
+    tokenizer = BertTokenizer.from_pretrained(minilm_dir)
+    assert tokenizer.add_tokens(["<::::>"]) == 1
+    return tokenizer
+
+
+def reference_with(minilm_dir, separator="<::::>", special=False):
+    """transformers' tokenizer with `separator` added as ours adds it: matched in the text as written."""
+    transformers = pytest.importorskip("transformers")
+    reference = transformers.BertTokenizer.from_pretrained(str(minilm_dir))
+    if special:
+        reference.add_special_tokens({"additional_special_tokens": [separator]})
+    else:
+        reference.add_tokens([transformers.AddedToken(separator, normalized=False)])
+    return reference
+
+
 def test_ids_match_transformers_on_every_wikisplit_sentence(ours, texts_and_reference_ids):
     texts, expected = texts_and_reference_ids
     mismatches = [(t, ours.tokenize(t)) for t, ids in zip(texts, expected) if ours.encode(t) != ids]
@@ -47,6 +65,64 @@ def test_decode_matches_transformers_on_every_wikisplit_sentence(ours, reference
     sample = all_ids[::10]
     skipped = reference.batch_decode(sample, skip_special_tokens=True)
     assert ours.batch_decode(sample, skip_special_tokens=True) == skipped
+
+
+def test_with_the_separator_added_ids_and_text_match_transformers_on_every_wikisplit_sentence(
+        ours_with_separator, minilm_dir, wikisplit_rows):
+    reference = reference_with(minilm_dir)
+    texts = [text for row in wikisplit_rows for text in row]
+    expected = reference(texts)["input_ids"]
+    mismatches = [t for t, ids in zip(texts, expected) if ours_with_separator.encode(t) != ids]
+    assert not mismatches, f"{len(mismatches)} of {len(texts)} differ, first: {mismatches[0]!r}"
+    separator = ours_with_separator.convert_tokens_to_ids("<::::>")
+    assert separator == 30522 and sum(ids.count(separator) for ids in expected) >= len(wikisplit_rows)
+    sample = expected[::9]  # sources and targets
+    assert ours_with_separator.batch_decode(sample) == reference.batch_decode(sample)
+    kept = ours_with_separator.batch_decode(sample, skip_special_tokens=True)
+    assert kept == reference.batch_decode(sample, skip_special_tokens=True) and "<::::>" in kept[1]
+
+
+SEPARATOR_CASES = ["a<::::>b", "a . <::::> b .", "<::::>", "  <::::>  ", "<::::><::::>", "<::::<::::>>", "<:::: >",
+                   "Ü<::::>ü [SEP]<::::>", "<::::>\u0301 x"]
+
+
+@pytest.mark.parametrize("special", [False, True])
+@pytest.mark.parametrize("text", SEPARATOR_CASES)
+def test_added_tokens_stay_whole_like_transformers(minilm_dir, text, special):
+    ours = BertTokenizer.from_pretrained(minilm_dir)
+    ours.add_tokens(["<::::>"], special_tokens=special)
+    reference = reference_with(minilm_dir, special=special)
+    ids = reference(text)["input_ids"]
+    assert ours.encode(text) == ids, (ours.tokenize(text), reference.convert_ids_to_tokens(ids))
+    assert ours.decode(ids) == reference.decode(ids)
+    assert ours.decode(ids, skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True)
+    assert ("<::::>" in ours.all_special_tokens) == special == ("<::::>" in reference.all_special_tokens)
+
+
+@pytest.mark.parametrize("special", [False, True])
+def test_added_tokens_save_and_load_with_their_ids_here_and_in_transformers(minilm_dir, tmp_path, special):
+    transformers = pytest.importorskip("transformers")
+    ours = BertTokenizer.from_pretrained(minilm_dir)
+    ours.add_tokens(["<::::>", "[new]", "hello"], special_tokens=special)  # "hello" is in the vocabulary already
+    assert len(ours) == 30524 and ours.convert_tokens_to_ids(["[new]", "hello"]) == [30523, 7592]
+    ours.save_pretrained(tmp_path)
+    text = "Hello . <::::> [new] hello ."
+    for again in (BertTokenizer.from_pretrained(tmp_path), transformers.BertTokenizer.from_pretrained(str(tmp_path))):
+        assert len(again) == len(ours) and again(text)["input_ids"] == ours(text)["input_ids"]
+        assert again.convert_ids_to_tokens(30522) == "<::::>" and ("<::::>" in again.all_special_tokens) == special
+
+
+def test_added_token_saved_with_another_vocabulary_is_refused(ours_with_separator, tmp_path):
+    ours_with_separator.save_pretrained(tmp_path)
+    lines = (tmp_path / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "vocab.txt").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="saved with id 30522 but gets id 30521"):
+        BertTokenizer.from_pretrained(tmp_path)
+
+
+def test_blank_added_token_is_refused(ours):
+    with pytest.raises(ValueError, match="non-blank strings"):
+        ours.add_tokens([" "])  # checked before anything is added, so the shared fixture stays as it was
 
 
 @pytest.mark.parametrize("text", HARD_CASES)
