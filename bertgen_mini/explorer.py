@@ -2,6 +2,12 @@
 or cross attention, a layer and a head (or their mean), then step through the generated tokens and see which tokens
 each one attends to.
 
+The layout fits a 1366 x 768 laptop screen in JupyterLab, file browser open or not: three rows of controls and a
+line naming where the current step looks, above one 1000 x 490 pixel image holding the heatmap (the current step
+framed in red) and, beside it, that step's weights as bars (figures/explorer_1366x768.png, made by
+bench/explorer_screenshot.py). When a map has more rows or columns than fit at a readable 9-point label size, only
+every k-th token is labelled (the current step's always).
+
 The view is drawn with matplotlib into a PNG (no pyplot state, so it works under any backend), shown in an
 `ipywidgets.Image`. Where widgets cannot run (ipywidgets missing, nbval, GitHub's or another plain renderer) the
 explorer displays the same view as a static image: its display bundle carries the PNG next to the widget.
@@ -10,16 +16,21 @@ References: bertviz's `head_view` (Vig 2019), for the idea; ipywidgets' document
 """
 import html
 import io
+import math
 
 from matplotlib.figure import Figure
 
 from .attention_capture import AttentionCapture, capture_attentions
-from .viz import KIND_TITLES, heatmap_size, plot_attention, plot_attention_step, token_label
+from .viz import KIND_TITLES, head_name, plot_attention, plot_attention_step, token_label
 
 try:
     import ipywidgets as widgets
 except ImportError:  # the static view still works
     widgets = None
+
+FIGURE_INCHES, DPI = (10.0, 4.9), 100  # 1000 x 490 pixels: with the controls, 640 of a 768-pixel-high screen
+LABEL_PIXELS = 11  # a tick label needs this much room (9 points at 100 dpi is 12.5 pixels of line, ~9 of letters)
+KIND_ORDER = ("cross", "encoder", "decoder")
 
 
 class AttentionExplorer:
@@ -46,18 +57,25 @@ class AttentionExplorer:
     # ------------------------------------------------------------------------------------------ the view
 
     def figure(self) -> Figure:
-        """The current view: the chosen map with the current step framed, and that step's weights as bars."""
+        """The current view: the chosen map with the current step framed (left), that step's weights as bars
+        (right), on one FIGURE_INCHES figure whatever the sentence's length."""
         capture, kind = self.capture, self.kind
-        width, height = heatmap_size(self.rows(), len(capture.key_tokens(kind)))
-        fig = Figure(figsize=(max(width, 7.0), height + 3.2), layout="constrained")
-        top, bottom = fig.subplots(2, 1, height_ratios=[height, 3.2])
-        plot_attention(capture, kind, self.layer, self.head, ax=top, highlight_row=self.step)
-        plot_attention_step(capture, self.step, kind, self.layer, self.head, ax=bottom)
+        fig = Figure(figsize=FIGURE_INCHES, dpi=DPI, layout="constrained")
+        heat, bars = fig.subplots(1, 2, width_ratios=[1.25, 1])
+        plot_attention(capture, kind, self.layer, self.head, ax=heat, highlight_row=self.step,
+                       title=f"{KIND_TITLES[kind]} · layer {self.layer} · {head_name(capture, self.head)}")
+        plot_attention_step(capture, self.step, kind, self.layer, self.head, ax=bars)
+        query = token_label(capture.query_tokens(kind)[self.step])
+        bars.set_title(f"row {self.step} ({query}): where it looks", fontsize=10)
+        fig.draw_without_rendering()  # lay out first, to know how many pixels each token has
+        thin_labels(heat, "y", keep=self.step)
+        for ax in (heat, bars):
+            thin_labels(ax, "x")
         return fig
 
     def png(self) -> bytes:
         buffer = io.BytesIO()
-        self.figure().savefig(buffer, format="png", dpi=90)
+        self.figure().savefig(buffer, format="png", dpi=DPI)
         return buffer.getvalue()
 
     def describe_step(self, top: int = 3) -> str:
@@ -78,23 +96,33 @@ class AttentionExplorer:
     # ------------------------------------------------------------------------------------------ the widgets
 
     def build_widget(self):
-        capture = self.capture
-        self.sentence_box = widgets.Dropdown(options=self.sentence_options(), value=0, description="sentence")
+        """Controls in three rows of at most 1000 pixels (sentence | own text; attention kind | head; layer |
+        step), the message line, then the image, which shrinks with a narrower notebook instead of overflowing.
+        Every control but the kind buttons has a 70-pixel description; the buttons are indented to line up."""
+        capture, size = self.capture, lambda width: widgets.Layout(width=width)
+        labels = {"description_width": "70px"}  # one width, so the controls' left edges line up
+        self.sentence_box = widgets.Dropdown(options=self.sentence_options(), value=0, description="sentence",
+                                             layout=size("560px"), style=labels)
         self.text_box = widgets.Text(placeholder="type a source sentence, then Enter", continuous_update=False,
-                                     description="your own", disabled=self.capture_fn is None)
-        self.kind_box = widgets.ToggleButtons(options=[(KIND_TITLES[k], k) for k in ("cross", "encoder", "decoder")],
-                                              value=self.kind)
-        self.layer_box = widgets.IntSlider(value=self.layer, min=0, max=capture.num_layers - 1, description="layer")
-        self.head_box = widgets.Dropdown(options=self.head_options(), value="mean", description="head")
-        self.step_box = widgets.IntSlider(value=0, min=0, max=self.rows() - 1, description="step")
-        self.image = widgets.Image(value=self.png(), format="png")
+                                     description="your own", disabled=self.capture_fn is None,
+                                     layout=size("430px"), style=labels)
+        self.kind_box = widgets.ToggleButtons(options=[(KIND_TITLES[k], k) for k in KIND_ORDER], value=self.kind,
+                                              style={"button_width": "190px"},  # the longest label, whole
+                                              layout=widgets.Layout(width="660px", margin="0 0 0 74px"))
+        self.head_box = widgets.Dropdown(options=self.head_options(), value="mean", description="head",
+                                         layout=size("200px"), style=labels)
+        self.layer_box = widgets.IntSlider(value=self.layer, min=0, max=capture.num_layers - 1, description="layer",
+                                           layout=size("330px"), style=labels)
+        self.step_box = widgets.IntSlider(value=0, min=0, max=self.rows() - 1, description="step",
+                                          layout=size("660px"), style=labels)
         self.message = widgets.HTML(html.escape(self.describe_step()))
+        self.image = widgets.Image(value=self.png(), format="png", layout=widgets.Layout(max_width="100%"))
         self.sentence_box.observe(self.on_sentence, "value")
         self.text_box.observe(self.on_text, "value")
         for box in (self.kind_box, self.layer_box, self.head_box, self.step_box):
             box.observe(self.on_setting, "value")
-        return widgets.VBox([widgets.HBox([self.sentence_box, self.text_box]), self.kind_box,
-                             widgets.HBox([self.layer_box, self.head_box, self.step_box]), self.message, self.image])
+        rows = [(self.sentence_box, self.text_box), (self.kind_box, self.head_box), (self.layer_box, self.step_box)]
+        return widgets.VBox([widgets.HBox(list(row)) for row in rows] + [self.message, self.image])
 
     def sentence_options(self) -> list:
         return [((c.sentence or " ".join(c.source_tokens))[:70], i) for i, c in enumerate(self.captures)]
@@ -129,6 +157,17 @@ class AttentionExplorer:
         self.step = self.step_box.value
         self.message.value = html.escape(self.describe_step())
         self.image.value = self.png()
+
+
+def thin_labels(ax, axis: str, keep=None) -> None:
+    """Show every k-th tick label of a laid-out axis (and always the one at `keep`), k the smallest step that leaves
+    each shown label LABEL_PIXELS of room; every label when they all fit."""
+    labels = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    box = ax.get_window_extent()
+    room = (box.width if axis == "x" else box.height) / max(1, len(labels))  # pixels per token
+    every = max(1, math.ceil(LABEL_PIXELS / room))
+    for i, label in enumerate(labels):
+        label.set_visible(i % every == 0 or i == keep)
 
 
 def explore_attention(model, tokenizer, sources, targets=None, max_new_tokens=64) -> AttentionExplorer:

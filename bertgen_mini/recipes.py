@@ -31,6 +31,7 @@ from .vocab import resize_token_embeddings
 
 RECIPES = ("bert2bert", "bertshare", "bert2rnd", "rnd2bert", "rnd2rnd")
 CROSS_INITS = ("random", "self")
+ADDED_TOKENS = (SENTENCE_SEPARATOR,)  # appended to BERT's vocabulary by build_tokenizer, in this order
 
 
 def build_tokenizer(bert_dir=None) -> BertTokenizer:
@@ -38,7 +39,7 @@ def build_tokenizer(bert_dir=None) -> BertTokenizer:
     `<::::>` added as one token, id len(vocab.txt). It is not a special token: decode(skip_special_tokens=True)
     drops [CLS], [SEP] and [PAD] but keeps it, since it is text the model writes and the scores read."""
     tokenizer = BertTokenizer.from_pretrained(default_bert_dir() if bert_dir is None else bert_dir)
-    tokenizer.add_tokens([SENTENCE_SEPARATOR])
+    tokenizer.add_tokens(list(ADDED_TOKENS))
     return tokenizer
 
 

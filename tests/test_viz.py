@@ -1,5 +1,7 @@
 """Attention capture, the static figures and the explorer: probabilities that sum to one with padding cut away,
 shapes that match the tokens shown, a figure from every plot function, and a widget that builds without a display."""
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")  # no display in tests
@@ -168,6 +170,27 @@ def test_explorer_builds_without_a_display_and_follows_its_controls(captures):
     assert "application/vnd.jupyter.widget-view+json" in bundle
     explorer.text_box.value = "a typed sentence"
     assert "needs a model" in explorer.message.value
+
+
+def test_explorer_view_keeps_its_size_and_thins_labels_that_would_overlap():
+    long = torch.arange(3, 63).unsqueeze(0)  # 60 source and 60 target tokens: more than 490 pixels can label
+    capture = capture_from_ids(small_pair(), long, None, long)[0]
+    explorer = AttentionExplorer(capture)
+    explorer.step_box.value = 7
+    image = plt.imread(io.BytesIO(explorer.png()), format="png")
+    assert image.shape[:2] == (490, 1000)  # (height, width) in pixels, whatever the length
+    heat = explorer.figure().axes[0]
+    shown = [tick.label1.get_visible() for tick in heat.yaxis.get_major_ticks()]
+    assert len(shown) == 59 and 10 < sum(shown) < 59 and shown[7]  # every k-th row, and the current step's
+    short = AttentionExplorer(capture_from_ids(small_pair(), SOURCES, MASK, SEQUENCES, fake_tokens)[0])
+    assert all(tick.label1.get_visible() for tick in short.figure().axes[0].yaxis.get_major_ticks())
+
+
+def test_explorer_buttons_carry_the_full_kind_names(captures):
+    explorer = AttentionExplorer(captures)
+    assert [label for label, _ in explorer.kind_box.options] == [
+        "cross-attention", "encoder self-attention", "decoder self-attention"]
+    assert explorer.kind_box.style.button_width == "190px"  # wide enough for the longest, measured in Chromium
 
 
 def test_real_minilm_pair_with_wordpiece_tokens(minilm_dir):
