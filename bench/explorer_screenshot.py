@@ -15,6 +15,7 @@ Not a test: a tool to check the layout by eye (look at the PNGs).
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -89,6 +90,20 @@ def stop(server: subprocess.Popen) -> None:
             os.killpg(server.pid, signal.SIGKILL)
 
 
+def run_all_cells(page, tries: int = 3) -> None:
+    """Run > Run All Cells from the menu bar, again until a cell shows it has started (a busy page can drop a
+    click)."""
+    for _ in range(tries):
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        try:
+            page.wait_for_selector(".jp-InputPrompt:has-text('[*]'), .jp-InputPrompt:has-text('[1]')", timeout=30_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    raise RuntimeError("Run All Cells did not start the notebook")
+
+
 def screenshot_explorer(url: str, out: Path, chromium: str, timeout_s: int) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
@@ -97,10 +112,7 @@ def screenshot_explorer(url: str, out: Path, chromium: str, timeout_s: int) -> N
             page.goto(url)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            page.locator(".jp-Notebook .jp-Cell").first.click()
-            page.keyboard.press("Control+Shift+C")  # the command palette
-            page.keyboard.type("Run All Cells")
-            page.keyboard.press("Enter")
+            run_all_cells(page)
             image = page.locator(".widget-vbox .widget-image").first
             try:
                 image.wait_for(timeout=timeout_s * 1000)
