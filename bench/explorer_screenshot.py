@@ -31,6 +31,7 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "04_cross_attention.ipynb"
 VIEWPORT = {"width": 1366, "height": 768}
+KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 # no news or update toasts over the screenshot: (settings folder, file, values)
 QUIET_SETTINGS = ("@jupyterlab/apputils-extension", "notification.jupyterlab-settings",
                   {"fetchNews": "false", "checkForUpdates": False})
@@ -46,6 +47,7 @@ def explorer_notebook(folder: Path) -> Path:
                                                           for word in ("import ", "finetuned_bert2bert("))]
     keep = setup + [explorer - 1, explorer]  # the explorer cell and the text that introduces it
     notebook["cells"] = [{**cells[i], "outputs": [], "execution_count": None} if code(i) else cells[i] for i in keep]
+    notebook["metadata"]["kernelspec"] = KERNEL  # so JupyterLab starts it instead of asking
     path = folder / "04_explorer.ipynb"
     path.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
     return path
@@ -94,6 +96,10 @@ def run_all_cells(page, tries: int = 3) -> None:
     """Run > Run All Cells from the menu bar, again until a cell shows it has started (a busy page can drop a
     click)."""
     for _ in range(tries):
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count():  # e.g. the kernel chooser, when the kernel was slow to start: take its default
+            print("accepting a dialog:", " ".join(dialog.first.inner_text().split())[:120])
+            dialog.locator(".jp-mod-accept").first.click()
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         try:
@@ -101,7 +107,8 @@ def run_all_cells(page, tries: int = 3) -> None:
             return
         except Exception:
             page.keyboard.press("Escape")
-    raise RuntimeError("Run All Cells did not start the notebook")
+    page.screenshot(path="explorer_debug.png")
+    raise RuntimeError("Run All Cells did not start the notebook (see explorer_debug.png)")
 
 
 def screenshot_explorer(url: str, out: Path, chromium: str, timeout_s: int) -> None:
