@@ -14,7 +14,7 @@ import torch
 
 from . import paths
 from .encoder_decoder import EncoderDecoderModel
-from .recipes import PRESETS
+from .recipes import ADDED_TOKENS, PRESETS
 from .tokenizer_wordpiece import BertTokenizer
 from .train import TrainConfig, checkpoints, train
 
@@ -32,8 +32,10 @@ def default_preset() -> str:
 
 def model_folder(preset: str, cache_dir=None) -> Path:
     """Where finetuned_bert2bert keeps the model of `preset`: <cache>/finetuned/bert2bert-<preset>-<hash>, the hash
-    taken over the preset's settings (so editing a preset in recipes.py means a new folder, a new training)."""
-    settings_hash = hashlib.sha1(json.dumps(PRESETS[preset], sort_keys=True).encode()).hexdigest()[:8]
+    taken over the preset's settings and the tokens added to the vocabulary (so editing either in recipes.py means
+    a new folder, a new training)."""
+    settings = {**PRESETS[preset], "added_tokens": ADDED_TOKENS}  # a model trained without <::::> is not reused
+    settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     root = Path(cache_dir if cache_dir is not None else paths.cache_dir())
     return root / "finetuned" / f"bert2bert-{preset}-{settings_hash}"
 
