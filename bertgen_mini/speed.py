@@ -13,6 +13,8 @@ a CPU some engineering still pays, measured on this project's 2-core AMD EPYC (Z
   column form (W x^T + b)^T, where MKL beat oneDNN.
 * `Dropout`: the mask from four 16-bit coin flips per 64-bit draw of torch's (serial) CPU generator, where
   bernoulli_ draws one value per element (5x slower), and a 1-byte mask kept for backward instead of 4 bytes.
+  `FastHeadProjections` drops attention probabilities with it, and scales q and v instead of the large maps;
+  `FastResidualOutput` adds dropout's scale with the residual.
 * `FusedLMHead`: the LM head fused with its cross-entropy, so no (tokens x vocabulary) tensor is kept for backward.
 * `ActivationThenDown`: the feed-forward keeps its pre-activation only and recomputes GELU in backward.
 
@@ -22,6 +24,7 @@ computes the textbook model's numbers to float rounding (tests/test_speed.py). T
 gradients on keeps F.linear, exactly transformers' numbers (the parity tests run there).
 """
 import functools
+import math
 import platform
 import warnings
 
@@ -151,29 +154,62 @@ class Linear(nn.Linear):
 class Dropout(nn.Dropout):
     """nn.Dropout's maths from cheaper coin flips: 16-bit integers, four cut from each 64-bit draw, compared with
     k = round(p * 2^16). p is taken to the nearest multiple of 2^-16 (0.1 -> 0.100006) and the scale uses that same
-    value, so E[y] = x stays exact. Backward keeps the 1-byte mask (torch.where's), not a 4-byte one."""
+    value, so E[y] = x stays exact. Backward keeps the 1-byte mask (torch.where's), not a 4-byte one. `zero` and
+    `keep_scale` give the two halves apart, for callers that apply the scale to a smaller tensor than x."""
 
     FLIPS = 2 ** 16
 
-    def forward(self, x):
+    def dropped_flips(self) -> int:
+        return min(round(self.p * self.FLIPS), self.FLIPS - 1)  # a flip among the k lowest drops its value
+
+    def keep_scale(self) -> float:
+        """1/(1-p) for the p actually used; 1 when dropout is off or drops everything."""
+        if not self.training or self.p in (0, 1):
+            return 1.0
+        return self.FLIPS / (self.FLIPS - self.dropped_flips())
+
+    def zero(self, x):
+        """x with each value zeroed with probability p, not rescaled (x itself when dropout is off)."""
         if not self.training or self.p == 0:
             return x
         if self.p == 1:
             return x * 0.0
-        dropped = min(round(self.p * self.FLIPS), self.FLIPS - 1)
         n = x.numel()
         draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
-        drop = draws.view(torch.int16)[:n].view(x.shape) < dropped - self.FLIPS // 2  # int16 runs from -2^15
-        return torch.where(drop, 0.0, x).mul_(self.FLIPS / (self.FLIPS - dropped))  # where's output: scaled in place
+        drop = draws.view(torch.int16)[:n].view(x.shape) < self.dropped_flips() - self.FLIPS // 2  # int16 from -2^15
+        return torch.where(drop, 0.0, x)
+
+    def forward(self, x):
+        y, scale = self.zero(x), self.keep_scale()
+        return y if scale == 1 else y.mul_(scale)  # y is where's output then, never x itself: safe in place
+
+
+class FastResidualOutput(ResidualOutput):
+    """LayerNorm(residual + Dropout(dense(x))) with dropout's scale riding on the addition: residual + s * zeroed,
+    one pass over the block's output fewer."""
+
+    def forward(self, x, residual):
+        return self.close(self.dense(x), residual)
+
+    def close(self, y, residual):
+        return self.LayerNorm(torch.add(residual, self.dropout.zero(y), alpha=self.dropout.keep_scale()))
 
 
 class FastHeadProjections(HeadProjections):
-    """Attention whose probabilities, in training with dropout, are dropped by the explicit form and `Dropout`
-    above: scaled_dot_product_attention's CPU path for dropout draws with bernoulli_ over the (B, nh, T, S) maps."""
+    """Attention whose probabilities, in training with dropout, take the explicit form with `Dropout` above (the
+    CPU path of scaled_dot_product_attention draws with bernoulli_ over the (B, nh, T, S) maps), its two constants
+    applied to the small q and v instead of the maps (2-4% of an attention block), D being dropout's 0/1 mask:
+
+        softmax(Q K^T / sqrt(hs) + M) D V / (1 - p) = softmax((Q / sqrt(hs)) K^T + M) D (V / (1 - p))"""
 
     def attend(self, q, k, v, mask, output_attentions):
-        explicit = output_attentions or (self.training and self.dropout.p > 0)
-        y, probs = super().attend(q, k, v, mask, explicit)
+        if not (self.training and self.dropout.p > 0):
+            return super().attend(q, k, v, mask, output_attentions)
+        scores = (q / math.sqrt(self.head_size)) @ k.transpose(-2, -1)  # (B, nh, T, S)
+        if mask is not None:
+            scores = scores + mask
+        probs = scores.softmax(dim=-1)
+        y = self.dropout.zero(probs) @ (v * self.dropout.keep_scale())
         return y, probs if output_attentions else None
 
 
@@ -209,7 +245,7 @@ class PreActivationUp(FeedForwardUp):
         return self.dense(x)  # (B, T, intermediate_size), before the activation
 
 
-class ActivationThenDown(ResidualOutput):
+class ActivationThenDown(FastResidualOutput):
     """act -> dense -> dropout -> LayerNorm(x + residual), recomputing act in backward. Set up by `apply`, which
     gives it the `act` of its layer's PreActivationUp."""
 
@@ -218,7 +254,7 @@ class ActivationThenDown(ResidualOutput):
             y = ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias, self.dense.product())
         else:
             y = self.dense(self.act(u))
-        return self.LayerNorm(residual + self.dropout(y))
+        return self.close(y, residual)
 
 
 # ------------------------------------------------------------------------------------------------ the loss
@@ -292,11 +328,12 @@ def apply(model, device=None):
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if device.type != "cpu":
         return model
-    swaps = {nn.Linear: Linear, nn.Dropout: Dropout, HeadProjections: FastHeadProjections, LMHead: FusedLMHead}
+    swaps = {nn.Linear: Linear, nn.Dropout: Dropout, HeadProjections: FastHeadProjections, LMHead: FusedLMHead,
+             ResidualOutput: FastResidualOutput}
     for module in model.modules():
         if isinstance(module, Layer) and type(module.intermediate) is FeedForwardUp:
             module.intermediate.__class__ = PreActivationUp
-            module.output.__class__ = ActivationThenDown
+            module.output.__class__ = ActivationThenDown  # before the exact-type pass below: not a plain output
             module.output.act = module.intermediate.act  # no parameters: the state dict is unchanged
     for module in model.modules():  # exact types: a module shared by two halves (BERTSHARE) is swapped once
         if type(module) in swaps:

@@ -183,3 +183,30 @@ def test_trainer_switches_speed_on_in_one_place_and_compile_falls_back_to_eager(
         trainer = Trainer(textbook, batches, TrainConfig(output_dir=str(tmp_path / "eager"), compile=True, **settings))
     trainer.train()
     assert trainer.step == 1 and type(textbook.decoder.lm_head) is not speed.FusedLMHead
+
+
+def test_training_attention_with_dropout_gives_the_textbook_numbers_from_the_same_draws():
+    """The fast block scales q and v instead of the maps, and adds the dropped output with its scale: the textbook
+    order, with the same coin flips in the same order, gives the same numbers and gradients."""
+    from bertgen_mini.attention import Attention
+    torch.manual_seed(0)
+    config = bg.BertGenerationConfig(**SMALL, attention_probs_dropout_prob=0.3, hidden_dropout_prob=0.2)
+    block = speed.apply(Attention(config, is_cross_attention=True), "cpu").train()
+    x, context = torch.randn(2, 5, 32, requires_grad=True), torch.randn(2, 7, 32, requires_grad=True)
+    mask = torch.zeros(2, 1, 1, 7)
+    mask[1, ..., 5:] = torch.finfo(torch.float32).min  # two padded source positions
+    torch.manual_seed(1)
+    got, got_probs = block(x, mask, context=context, output_attentions=True)
+    heads, output = block.self, block.output
+    q, k, v = (heads.split_heads(F.linear(t, m.weight, m.bias))
+               for t, m in ((x, heads.query), (context, heads.key), (context, heads.value)))
+    torch.manual_seed(1)  # the same draws, in the same order: the maps' dropout, then the output's
+    probs = (q @ k.transpose(-2, -1) / heads.head_size ** 0.5 + mask).softmax(-1)
+    mixed = (heads.dropout(probs) @ v).transpose(1, 2).reshape(2, 5, 32)
+    want = output.LayerNorm(output.dropout(F.linear(mixed, output.dense.weight, output.dense.bias)) + x)
+    torch.testing.assert_close(got_probs, probs, **TOL)
+    torch.testing.assert_close(got, want, **TOL)
+    g = torch.randn_like(want)
+    params = (x, context, heads.query.weight, heads.value.weight, heads.value.bias)
+    for a, b in zip(torch.autograd.grad(got, params, g, retain_graph=True), torch.autograd.grad(want, params, g)):
+        torch.testing.assert_close(a, b, **TOL)
