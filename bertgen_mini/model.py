@@ -9,20 +9,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import Attention, KVCache, ResidualOutput
+from .attention import Attention, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .checks import check_inputs, check_labels, check_loss
 from .config import BertGenerationConfig
 from .generation import generate_decoder
+from .kv_cache import KVCache
 from .outputs import BaseModelOutput, CausalLMOutput
 
-ACTIVATIONS = {
-    "gelu": nn.GELU(),                        # exact, with erf (BERT's)
-    "gelu_new": nn.GELU(approximate="tanh"),
-    "gelu_pytorch_tanh": nn.GELU(approximate="tanh"),
-    "relu": nn.ReLU(),
-    "silu": nn.SiLU(),
-}
+ACTIVATIONS = {"gelu": nn.GELU(), "gelu_new": nn.GELU(approximate="tanh"),  # gelu: exact, with erf (BERT's)
+               "gelu_pytorch_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU(), "silu": nn.SiLU()}
 
 
 def additive_mask(attention_mask, dtype):
