@@ -135,7 +135,7 @@ class Linear(nn.Linear):
 
     def forward(self, x):
         w, b = self.weight, self.bias
-        if x.device.type != "cpu" or not onednn_fits(x, w):
+        if x.device.type != "cpu" or not onednn_fits(x, w) or w.is_inference():  # no version counter to key on
             return F.linear(x, w, b)
         if needs_grad(x, w):
             return TrainingAffine.apply(x, w, b) if self.training else F.linear(x, w, b)
@@ -148,6 +148,9 @@ class Linear(nn.Linear):
         if mode:
             self._packed = None  # training will change the weight: free the copy now (eval() keeps it)
         return super().train(mode)
+
+    def __getstate__(self):  # copies and pickles leave the packed copy behind: oneDNN's layout cannot be copied
+        return {k: v for k, v in super().__getstate__().items() if k != "_packed"}
 
 
 # ------------------------------------------------------------------------------------------------ dropout

@@ -92,6 +92,7 @@ def test_packed_weight_follows_the_weight_and_train_frees_it():
         layer.weight.mul_(2)  # as an optimizer step or a checkpoint load would
         torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), **TOL)
         assert layer.packed_weight() is not first
+    assert copy.deepcopy(layer)._packed is None  # a copy packs its own weight when it needs to
     assert layer.eval()._packed is not None and layer.train()._packed is None
 
 
