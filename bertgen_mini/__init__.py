@@ -4,10 +4,10 @@ The model, its tokenizers and attention capture are importable from here. Heavie
 `import bertgen_mini` loads neither matplotlib nor sacrebleu: `bertgen_mini.viz`, `.explorer`, `.data`,
 `.metrics`, `.recipes`, `.train`, `.evaluate`, `.zoo`.
 """
-from .attention import KVCache
 from .attention_capture import AttentionCapture, capture_attentions
 from .config import BertGenerationConfig
 from .encoder_decoder import EncoderDecoderConfig, EncoderDecoderModel, shift_tokens_right
+from .kv_cache import KVCache
 from .model import BertGenerationDecoder, BertGenerationEncoder
 from .paths import default_bert_dir
 from .tokenizer_base import BatchEncoding

@@ -20,7 +20,6 @@ import torch.nn as nn
 from .checks import check_labels, check_loss
 from .checkpoint import CONFIG_NAME, load_state, read_state_dict, save_checkpoint, unique_state_dict
 from .config import BertGenerationConfig
-from .loss import logits_and_loss
 from .generation import generate_seq2seq
 from .model import BertGenerationDecoder, BertGenerationEncoder
 from .outputs import Seq2SeqLMOutput
@@ -141,7 +140,7 @@ class EncoderDecoderModel(nn.Module):
                                             use_cache=False if labels is not None else use_cache,
                                             output_attentions=output_attentions,
                                             output_hidden_states=output_hidden_states)
-        logits, loss = logits_and_loss(decoder_outputs.last_hidden_state, self.decoder.lm_head, labels)
+        logits, loss = self.decoder.lm_head.logits_and_loss(decoder_outputs.last_hidden_state, labels)
         check_loss(loss)
         return Seq2SeqLMOutput(loss, logits, decoder_outputs.past_key_values,
                                decoder_outputs.hidden_states, decoder_outputs.attentions,

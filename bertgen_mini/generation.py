@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .attention import KVCache
+from .kv_cache import KVCache
 from .beam_search import beam_search
 from .logits_processors import process_scores
 from .outputs import ModelOutput

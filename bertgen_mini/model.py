@@ -9,28 +9,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import Attention, Dropout, KVCache, ResidualOutput
+from .attention import Attention, ResidualOutput
 from .checkpoint import PretrainedMixin
 from .checks import check_inputs, check_labels, check_loss
 from .config import BertGenerationConfig
 from .generation import generate_decoder
-from .linear import Linear, needs_grad
-from .loss import logits_and_loss
+from .kv_cache import KVCache
 from .outputs import BaseModelOutput, CausalLMOutput
 
-ACTIVATIONS = {
-    "gelu": nn.GELU(),                        # exact, with erf (BERT's)
-    "gelu_new": nn.GELU(approximate="tanh"),
-    "gelu_pytorch_tanh": nn.GELU(approximate="tanh"),
-    "relu": nn.ReLU(),
-    "silu": nn.SiLU(),
-}
+ACTIVATIONS = {"gelu": nn.GELU(), "gelu_new": nn.GELU(approximate="tanh"),  # gelu: exact, with erf (BERT's)
+               "gelu_pytorch_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU(), "silu": nn.SiLU()}
 
 
 def additive_mask(attention_mask, dtype):
     """(B, S) 1/0 keep-mask -> (B, 1, 1, S) with 0 to keep and the dtype's minimum to block; None if nothing is
-    blocked (so attention can take its fastest path)."""
-    if attention_mask is None or bool(attention_mask.all()):
+    blocked (so attention can take its fastest path). Under torch.compile the mask is always built: a branch on
+    the mask's values would split the compiled graph."""
+    if attention_mask is None or (not torch.compiler.is_compiling() and bool(attention_mask.all())):
         return None
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
@@ -57,7 +52,7 @@ class Embeddings(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = Dropout(config.hidden_dropout_prob)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids=None, position_ids=None, inputs_embeds=None, past_len=0):
         if inputs_embeds is None:
@@ -67,58 +62,20 @@ class Embeddings(nn.Module):
         return self.dropout(self.LayerNorm(inputs_embeds + self.position_embeddings(position_ids)))
 
 
-class ActivationThenLinear(torch.autograd.Function):
-    """y = act(u) W^T + b, keeping u but not act(u) for backward, where the activation is recomputed (cheap next
-    to the matmul). Autograd would keep both: one (tokens x intermediate_size) tensor per layer saved. `product`
-    computes x W^T + b without autograd (`Linear.product`: oneDNN or F.linear) for y, g W and g^T a."""
-
-    @staticmethod
-    def forward(ctx, u, act, weight, bias, product):
-        ctx.act, ctx.product = act, product
-        ctx.save_for_backward(u, weight)
-        return product(act(u), weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        u, weight = ctx.saved_tensors
-        with torch.enable_grad():
-            u_ = u.detach().requires_grad_()
-            a = ctx.act(u_)
-        grad_a = ctx.product(grad_y, weight.to(grad_y.dtype).t())  # g W
-        (grad_u,) = torch.autograd.grad(a, u_, grad_a)
-        flat_grad_y = grad_y.flatten(0, -2)  # (tokens, d)
-        # g^T a: oneDNN was 1.1-1.2x faster than MKL here (this narrowing map only), F.linear is that same product
-        grad_weight = ctx.product(flat_grad_y.t(), a.detach().flatten(0, -2).to(grad_y.dtype).t()).to(weight.dtype)
-        return grad_u, None, grad_weight, flat_grad_y.sum(0).to(weight.dtype), None
-
-
 class FeedForwardUp(nn.Module):
-    """BERT's 'intermediate': d -> intermediate_size. Its non-linearity is applied at the start of the way down
-    (FeedForwardDown), so that backward can recompute it instead of storing it."""
+    """BERT's 'intermediate': act(x W_1 + b_1), d -> intermediate_size, the first half of
+
+        FFN(x) = act(x W_1 + b_1) W_2 + b_2                 (act: GELU in BERT)"""
 
     def __init__(self, config):
         super().__init__()
-        self.dense = Linear(config.hidden_size, config.intermediate_size)
-
-    def forward(self, x):
-        return self.dense(x)  # (B, T, intermediate_size), before the activation
-
-
-class FeedForwardDown(ResidualOutput):
-    """BERT's 'output': act -> dense back to d -> dropout -> LayerNorm(x + residual)."""
-
-    def __init__(self, config):
-        super().__init__(config.intermediate_size, config)
         if config.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act={config.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.act = ACTIVATIONS[config.hidden_act]
 
-    def forward(self, u, residual):
-        if needs_grad(u, self.dense.weight):
-            dense = self.dense
-            return self.close(ActivationThenLinear.apply(u, self.act, dense.weight, dense.bias, dense.product()),
-                              residual)
-        return self.close(self.dense(self.act(u)), residual)  # inference: nothing to save, the fast paths apply
+    def forward(self, x):
+        return self.act(self.dense(x))  # (B, T, intermediate_size)
 
 
 class Layer(nn.Module):
@@ -131,7 +88,7 @@ class Layer(nn.Module):
         if config.add_cross_attention:
             self.crossattention = Attention(config, is_cross_attention=True)
         self.intermediate = FeedForwardUp(config)
-        self.output = FeedForwardDown(config)
+        self.output = ResidualOutput(config.intermediate_size, config)  # W_2, then LayerNorm(x + Dropout(.))
 
     def forward(self, x, mask, encoder_states=None, encoder_mask=None, cache=None, output_attentions=False):
         x, self_probs = self.attention(x, mask, cache=cache, layer_idx=self.layer_idx,
@@ -234,7 +191,9 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
         """Catch the two mistakes that otherwise end in an opaque IndexError deep inside an embedding."""
         if input_ids is None:
             return
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+        # Reading the ids' values is a sync point a compiled graph cannot hold: compiled runs skip this half.
+        values_checked = input_ids.numel() and not torch.compiler.is_compiling()
+        if values_checked and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
             raise ValueError(
                 f"input_ids hold ids outside 0..{self.config.vocab_size - 1} (min {int(input_ids.min())}, max "
                 f"{int(input_ids.max())}). Was the text tokenized with this model's own vocabulary? (-100 belongs "
@@ -252,11 +211,21 @@ class LMHead(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.decoder = Linear(config.hidden_size, config.vocab_size)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         self.bias = self.decoder.bias
 
     def forward(self, hidden):
-        return self.decoder(hidden)
+        return self.decoder(hidden)  # (B, T, V)
+
+    def logits_and_loss(self, hidden, labels=None):
+        """hidden (B, T, d) and labels (B, T) aligned with the positions (-100: no loss) -> logits (B, T, V) and the
+        mean cross-entropy over the n labelled positions (None without labels):
+
+            L = -1/n sum_t log softmax(z_t)[y_t]"""
+        logits = self(hidden)
+        if labels is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
 
 
 def next_token_labels(labels):
@@ -299,8 +268,8 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
             use_cache = False  # training: nothing to keep
         out = self.bert(input_ids, attention_mask, position_ids, inputs_embeds, encoder_hidden_states,
                         encoder_attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states)
-        logits, loss = logits_and_loss(out.last_hidden_state, self.lm_head,
-                                       next_token_labels(labels) if labels is not None else None)
+        logits, loss = self.lm_head.logits_and_loss(out.last_hidden_state,
+                                                    next_token_labels(labels) if labels is not None else None)
         check_loss(loss)
         return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
                               out.cross_attentions)

@@ -42,6 +42,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from . import speed
 from .checkpoint import load_state, read_state_dict
 from .checks import check_field_types
 from .files import atomic_write, atomic_write_text, check_writable
@@ -85,6 +86,8 @@ class TrainConfig:
     warmup_steps: int = 30
     max_grad_norm: float = 1.0
     precision: str = "auto"                 # auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16
+    speed: bool = True                      # on CPU, swap in bertgen_mini.speed's engineered modules (same numbers)
+    compile: bool = False                   # torch.compile the textbook model instead (eager if no compiler works)
     seed: int = 0
     # --- evaluation, logging, checkpoints
     eval_every: int = 0                     # generate on eval_rows validation pairs every N steps (0 = only at the end)
@@ -245,8 +248,11 @@ class Trainer:
         self.is_main = self.rank == 0
         self.device = pick_device()
         self.model = model.to(self.device)
+        if config.speed and not config.compile:
+            speed.apply(model, self.device)  # the one place speed is switched on; nothing to swap on CUDA
         # DDP averages gradients over processes; the loss below is scaled so the average is the big-batch gradient.
         self.ddp = torch.nn.parallel.DistributedDataParallel(model) if self.world_size > 1 else None
+        self.step_model = speed.compile(self.ddp or model) if config.compile else self.ddp or model
         self.dtype = autocast_dtype(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
         groups = groups if groups is not None else [{"params": [p for p in model.parameters() if p.requires_grad]}]
@@ -283,7 +289,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------------------- the loop
     def train_step(self, micro) -> tuple[float, float]:
         """One optimizer step on a list of micro-batches. Returns (mean token loss, gradient norm)."""
-        model = self.ddp or self.model
+        model = self.step_model
         total_tokens, loss_sum = self.label_tokens(micro), 0.0
         for i, batch in enumerate(micro):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

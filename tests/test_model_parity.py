@@ -1,13 +1,9 @@
 """With identical weights, bertgen_mini and transformers compute the same numbers (fp32, tolerance 1e-5)."""
-import math
-
 import pytest
 import torch
-import torch.nn.functional as F
 import transformers
 
 import bertgen_mini as bg
-from bertgen_mini.attention import Attention, Dropout
 from reference import SMALL, hf_twin, small_pair
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -74,8 +70,7 @@ def assert_same_loss_and_gradients(model, ref, ids, mask, labels, of_largest=Non
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_bert2bert_gradients_match(mode):
-    """Train mode multiplies by oneDNN (linear.TrainingAffine), eval mode by F.linear: with dropout off both give
-    transformers' logits, loss and gradients."""
+    """With dropout off, train mode and eval mode both give transformers' logits, loss and gradients."""
     model = small_pair(**NO_DROPOUT).train(mode == "train")
     assert_same_loss_and_gradients(model, hf_twin(model), *batch())
 
@@ -93,10 +88,8 @@ def minilm_pair(minilm_dir, **overrides):
 
 
 def test_minilm_training_mode_gradients_match(minilm_dir):
-    """Train mode's oneDNN products sum in another order than MKL, and less exactly (max error ~1e-6 against
-    ~5e-7 relative, measured per product): through 12 layers the logits and gradients agree with transformers to
-    1e-4 of their largest value (seen here: 7e-7 and 8e-6), the loss to 1e-5. Eval mode (test below) keeps F.linear
-    and agrees to 1e-5."""
+    """Train mode (dropout off) through 12 layers: the loss to 1e-5, logits and gradients to 1e-4 of their largest
+    value (the bound the engineered CPU path of bertgen_mini.speed needs; the textbook model is closer still)."""
     no_dropout = {f"{part}_{k}": v for part in ("encoder", "decoder") for k, v in NO_DROPOUT.items()}
     model = minilm_pair(minilm_dir, **no_dropout).train()
     assert_same_loss_and_gradients(model, hf_twin(model), *batch(vocab=30522, src=12, tgt=7),
@@ -150,50 +143,7 @@ def test_shift_tokens_right_matches_transformers():
     torch.testing.assert_close(bg.shift_tokens_right(labels, 0, 101), ref_shift(labels, 0, 101))
 
 
-def test_dropout_drops_about_p_and_keeps_the_expected_value():
-    torch.manual_seed(0)
-    drop = Dropout(0.25)
-    x = torch.ones(200_000, requires_grad=True)
-    y = drop(x)
-    assert abs((y == 0).float().mean().item() - 0.25) < 0.01
-    assert abs(y.mean().item() - 1.0) < 0.01
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, (y != 0).float() / 0.75)
-    assert drop.eval()(x) is x
-    kept = Dropout(0.1).train()(torch.ones(1000))  # p taken to a multiple of 2^-16, the scale from that same p
-    scale = torch.tensor(2 ** 16 / (2 ** 16 - round(0.1 * 2 ** 16))).item()  # 1.1111187, as float32
-    assert set(kept.unique().tolist()) <= {0.0, scale}
-    assert Dropout(1.0).train()(x).abs().sum() == 0
-
-
-def test_training_attention_folds_its_scales_into_the_weights():
-    """With dropout on, training scales the query and value weights (and adds the dropped output with its scale)
-    instead of scaling the attention maps: the textbook order gives the same numbers from the same draws."""
-    torch.manual_seed(0)
-    config = bg.BertGenerationConfig(**SMALL, attention_probs_dropout_prob=0.3, hidden_dropout_prob=0.2)
-    block = Attention(config, is_cross_attention=True).train()
-    x, context = torch.randn(2, 5, 32, requires_grad=True), torch.randn(2, 7, 32, requires_grad=True)
-    mask = torch.zeros(2, 1, 1, 7)
-    mask[1, ..., 5:] = torch.finfo(torch.float32).min  # two padded source positions
-    torch.manual_seed(1)
-    got, got_probs = block(x, mask, context=context, output_attentions=True)
-    heads = block.self
-    q, k, v = (heads.split_heads(F.linear(t, m.weight, m.bias))
-               for t, m in ((x, heads.query), (context, heads.key), (context, heads.value)))
-    torch.manual_seed(1)  # the same draws, in the same order: the maps' dropout, then the output's
-    probs = (q @ k.transpose(-2, -1) / math.sqrt(heads.head_size) + mask).softmax(-1)
-    mixed = (heads.dropout(probs) @ v).transpose(1, 2).reshape(2, 5, 32)
-    output = block.output
-    want = output.LayerNorm(output.dropout(output.dense(mixed)) + x)
-    torch.testing.assert_close(got_probs, probs, **TOL)
-    torch.testing.assert_close(got, want, **TOL)
-    g = torch.randn_like(want)
-    params = (x, context, heads.query.weight, heads.value.weight, heads.value.bias)
-    for a, b in zip(torch.autograd.grad(got, params, g, retain_graph=True), torch.autograd.grad(want, params, g)):
-        torch.testing.assert_close(a, b, **TOL)
-
-
-def test_training_mode_gradients_flow_through_the_recomputed_activation():
+def test_training_mode_gradients_reach_the_feed_forward():
     model = small_pair().train()
     ids, mask, labels = batch()
     model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()

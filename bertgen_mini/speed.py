@@ -1,0 +1,364 @@
+"""Speed, as a layer on top of the textbook model: read this file last.
+
+The model files (attention.py, model.py, encoder_decoder.py) are written with standard PyTorch modules only. On a
+GPU those are already what is fast: cuBLAS products, flash attention through `scaled_dot_product_attention`, bf16
+autocast, fused AdamW (the Trainer's choices), and `torch.compile` (`compile` below) for fewer kernel launches. On
+a CPU some engineering still pays, measured on this project's 2-core AMD EPYC (Zen 4), and lives here:
+
+* `Linear`: nn.Linear computed by oneDNN (inside PyTorch: the library torch.compile uses for CPU linears) instead
+  of MKL, which on this AMD processor multiplied thin matrices slowly (the 30,522 x 384 LM head by 16 rows at 6 GB/s
+  of weights, where the memory gives 32). In training oneDNN makes y and the input's gradient g W (1.1-1.4x faster at
+  the training sizes); in inference it multiplies by a weight pre-packed into its blocked layout (2.5x faster for
+  the LM head at 16 rows, 1.5-2x for the 384-wide maps), and one or two rows of a square or widening map take the
+  column form (W x^T + b)^T, where MKL beat oneDNN.
+* `Dropout`: the mask from four 16-bit coin flips per 64-bit draw of torch's (serial) CPU generator, where
+  bernoulli_ draws one value per element (5x slower), and a 1-byte mask kept for backward instead of 4 bytes.
+  `FastHeadProjections` drops attention probabilities with it, and scales q and v instead of the large maps;
+  `FastResidualOutput` adds dropout's scale with the residual.
+* `FusedLMHead`: the LM head fused with its cross-entropy, so no (tokens x vocabulary) tensor is kept for backward.
+* `ActivationThenDown`: the feed-forward keeps its pre-activation only and recomputes GELU in backward.
+
+`apply(model, device)` swaps these in place (module by module, with `__class__`, as torch's own module conversions
+do: same parameters, same state-dict names) where the device is a CPU, and leaves a CUDA model as it is. Every swap
+computes the textbook model's numbers to float rounding (tests/test_speed.py). The model in eval mode with
+gradients on keeps F.linear, exactly transformers' numbers (the parity tests run there).
+"""
+import functools
+import math
+import platform
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import HeadProjections, ResidualOutput
+from .model import FeedForwardUp, Layer, LMHead
+
+COLUMN_ROWS = 2        # the column form up to this many rows of a square or widening map (out >= in)
+PACKED_FOR_ROWS = 16   # the row count oneDNN lays the packed weight out for (it serves any count; 16 was fastest)
+# Rows of the fused loss's softmax buffer (128 x 30,522 floats = 16 MB, which stays in cache between the softmax and
+# the two products); 64, 256 and 512 rows were each 1-3% slower a MiniLM step, 256 also raised the memory peak.
+CHUNK_ROWS = 128
+
+
+# ------------------------------------------------------------------------------------------------ products
+def onednn_works() -> bool:
+    """Whether this build and CPU run oneDNN's linear on a packed weight. Only x86 was measured (ARM builds route
+    oneDNN through other libraries), so elsewhere the answer is no; tried once, at import."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(2, 2), 1)
+        return torch.ops.mkldnn._linear_pointwise(torch.ones(1, 2), packed, None, "none", [], "").sum().item() == 4
+    except (AttributeError, RuntimeError):  # a torch release without these private ops: plain F.linear then
+        return False
+
+
+ONEDNN = onednn_works()
+
+
+def needs_grad(*tensors) -> bool:
+    """Whether autograd will record an operation on these tensors."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def onednn_linear(x, weight, bias=None):
+    """x (..., in) @ weight^T + bias by oneDNN; weight: (out, in), a transposed view of (in, out), or pack(...)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def onednn_fits(x, weight) -> bool:
+    """Whether oneDNN takes this product: fp32 on a CPU where it runs (what was measured), outside autocast."""
+    return (ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu"))
+
+
+def onednn_affine(x, weight, bias=None):
+    """x @ weight^T + bias without autograd: oneDNN where it fits, F.linear otherwise."""
+    return onednn_linear(x, weight, bias) if onednn_fits(x, weight) else F.linear(x, weight, bias)
+
+
+def column_form(x, weight, bias=None):
+    """x (rows, in) -> (rows, out) = (W x^T + b)^T: the weight times the rows as columns, then one pass that adds
+    the bias while writing the result back row-major. A lone row is sent twice: with one column MKL falls to a
+    slower matrix-vector routine."""
+    rows = x.shape[0]
+    columns = (x if rows > 1 else torch.cat([x, x])).t()       # (in, max(rows, 2)), a view of the rows
+    y_t = torch.mm(weight, columns)[:, :rows]                   # (out, rows)
+    if bias is None:
+        return y_t.t().contiguous()
+    return torch.add(y_t.t(), bias, out=x.new_empty(rows, weight.shape[0]))
+
+
+class TrainingAffine(torch.autograd.Function):
+    """y = x W^T + b by oneDNN, forward and for the input's gradient g W; the weight's gradient g^T x stays with MKL,
+    as fast or faster there. Saves what F.linear's autograd saves: x and W."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return onednn_linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight = ctx.saved_tensors
+        flat_grad_y = grad_y.contiguous().flatten(0, -2)  # (rows, out)
+        grad_x = onednn_linear(grad_y.contiguous(), weight.t()) if ctx.needs_input_grad[0] else None
+        grad_weight = flat_grad_y.t() @ x.flatten(0, -2) if ctx.needs_input_grad[1] else None
+        grad_bias = flat_grad_y.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+class Linear(nn.Linear):
+    """nn.Linear (same parameters, same checkpoint names) by the routine that was fastest on the CPU:
+
+    * train mode with gradients: oneDNN (TrainingAffine);
+    * eval mode with gradients: F.linear, exactly the textbook's (and transformers') numbers;
+    * inference: the column form for 1-2 rows of a square or widening map, else oneDNN on a packed copy of the
+      weight, made on first use, remade when the weight changes and freed by train(): one more copy of each weight
+      (up to 140 MB for MiniLM bert2bert) while the model generates."""
+
+    _packed = None  # ((weight version, address), packed weight) once inference has asked for it
+
+    def packed_weight(self):
+        key = (self.weight._version, self.weight.data_ptr())
+        if self._packed is None or self._packed[0] != key:
+            packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), PACKED_FOR_ROWS)
+            self._packed = (key, packed)
+        return self._packed[1]
+
+    def product(self):
+        """x W^T + b without autograd as this module's mode computes it, for callers making their own gradients."""
+        return onednn_affine if self.training else F.linear
+
+    def forward(self, x):
+        w, b = self.weight, self.bias
+        if x.device.type != "cpu" or not onednn_fits(x, w) or w.is_inference():  # no version counter to key on
+            return F.linear(x, w, b)
+        if needs_grad(x, w):
+            return TrainingAffine.apply(x, w, b) if self.training else F.linear(x, w, b)
+        rows = x.numel() // x.shape[-1]
+        if rows <= COLUMN_ROWS and w.shape[0] >= w.shape[1]:
+            return column_form(x.reshape(rows, -1), w, b).view(*x.shape[:-1], -1)
+        return onednn_linear(x, self.packed_weight(), b)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._packed = None  # training will change the weight: free the copy now (eval() keeps it)
+        return super().train(mode)
+
+    def __getstate__(self):  # copies and pickles leave the packed copy behind: oneDNN's layout cannot be copied
+        return {k: v for k, v in super().__getstate__().items() if k != "_packed"}
+
+
+# ------------------------------------------------------------------------------------------------ dropout
+class Dropout(nn.Dropout):
+    """nn.Dropout's maths from cheaper coin flips: 16-bit integers, four cut from each 64-bit draw, compared with
+    k = round(p * 2^16). p is taken to the nearest multiple of 2^-16 (0.1 -> 0.100006) and the scale uses that same
+    value, so E[y] = x stays exact. Backward keeps the 1-byte mask (torch.where's), not a 4-byte one. `zero` and
+    `keep_scale` give the two halves apart, for callers that apply the scale to a smaller tensor than x."""
+
+    FLIPS = 2 ** 16
+
+    def dropped_flips(self) -> int:
+        return min(round(self.p * self.FLIPS), self.FLIPS - 1)  # a flip among the k lowest drops its value
+
+    def keep_scale(self) -> float:
+        """1/(1-p) for the p actually used; 1 when dropout is off or drops everything."""
+        if not self.training or self.p in (0, 1):
+            return 1.0
+        return self.FLIPS / (self.FLIPS - self.dropped_flips())
+
+    def zero(self, x):
+        """x with each value zeroed with probability p, not rescaled (x itself when dropout is off)."""
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return x * 0.0
+        n = x.numel()
+        draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
+        drop = draws.view(torch.int16)[:n].view(x.shape) < self.dropped_flips() - self.FLIPS // 2  # int16 from -2^15
+        return torch.where(drop, 0.0, x)
+
+    def forward(self, x):
+        y, scale = self.zero(x), self.keep_scale()
+        return y if scale == 1 else y.mul_(scale)  # y is where's output then, never x itself: safe in place
+
+
+class FastResidualOutput(ResidualOutput):
+    """LayerNorm(residual + Dropout(dense(x))) with dropout's scale riding on the addition: residual + s * zeroed,
+    one pass over the block's output fewer."""
+
+    def forward(self, x, residual):
+        return self.close(self.dense(x), residual)
+
+    def close(self, y, residual):
+        return self.LayerNorm(torch.add(residual, self.dropout.zero(y), alpha=self.dropout.keep_scale()))
+
+
+class FastHeadProjections(HeadProjections):
+    """Attention whose probabilities, in training with dropout, take the explicit form with `Dropout` above (the
+    CPU path of scaled_dot_product_attention draws with bernoulli_ over the (B, nh, T, S) maps), its two constants
+    applied to the small q and v instead of the maps (2-4% of an attention block), D being dropout's 0/1 mask:
+
+        softmax(Q K^T / sqrt(hs) + M) D V / (1 - p) = softmax((Q / sqrt(hs)) K^T + M) D (V / (1 - p))"""
+
+    def attend(self, q, k, v, mask, output_attentions):
+        if not (self.training and self.dropout.p > 0):
+            return super().attend(q, k, v, mask, output_attentions)
+        scores = (q / math.sqrt(self.head_size)) @ k.transpose(-2, -1)  # (B, nh, T, S)
+        if mask is not None:
+            scores = scores + mask
+        probs = scores.softmax(dim=-1)
+        y = self.dropout.zero(probs) @ (v * self.dropout.keep_scale())
+        return y, probs if output_attentions else None
+
+
+# ------------------------------------------------------------------------------------------------ feed-forward
+class ActivationThenLinear(torch.autograd.Function):
+    """y = act(u) W^T + b, keeping u but not act(u) for backward, where the activation is recomputed (cheap next
+    to the product). Autograd would keep both: one (tokens x intermediate_size) tensor per layer more."""
+
+    @staticmethod
+    def forward(ctx, u, act, weight, bias, product):
+        ctx.act, ctx.product = act, product
+        ctx.save_for_backward(u, weight)
+        return product(act(u), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        u, weight = ctx.saved_tensors
+        with torch.enable_grad():
+            u_ = u.detach().requires_grad_()
+            a = ctx.act(u_)
+        grad_a = ctx.product(grad_y, weight.to(grad_y.dtype).t())  # g W
+        (grad_u,) = torch.autograd.grad(a, u_, grad_a)
+        flat_grad_y = grad_y.flatten(0, -2)  # (tokens, d)
+        # g^T a: oneDNN was 1.1-1.2x faster than MKL here (this narrowing map only)
+        grad_weight = ctx.product(flat_grad_y.t(), a.detach().flatten(0, -2).to(grad_y.dtype).t()).to(weight.dtype)
+        return grad_u, None, grad_weight, flat_grad_y.sum(0).to(weight.dtype), None
+
+
+class PreActivationUp(FeedForwardUp):
+    """The feed-forward's way up without its activation: ActivationThenDown applies it."""
+
+    def forward(self, x):
+        return self.dense(x)  # (B, T, intermediate_size), before the activation
+
+
+class ActivationThenDown(FastResidualOutput):
+    """act -> dense -> dropout -> LayerNorm(x + residual), recomputing act in backward. Set up by `apply`, which
+    gives it the `act` of its layer's PreActivationUp."""
+
+    def forward(self, u, residual):
+        if needs_grad(u, self.dense.weight):
+            y = ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias, self.dense.product())
+        else:
+            y = self.dense(self.act(u))
+        return self.close(y, residual)
+
+
+# ------------------------------------------------------------------------------------------------ the loss
+class LinearCrossEntropy(torch.autograd.Function):
+    """The LM head and its mean cross-entropy in one. For n labelled positions the gradient of the logits z is known
+    the moment z is:
+
+        dL/dz_i = (softmax(z_i) - onehot(y_i)) / n        (0 for positions labelled -100)
+
+    so forward computes it chunk by chunk and folds it at once into the gradients of the hidden states (g W), the
+    weight (g^T h) and the bias; backward only scales them. Plain autograd keeps the (tokens x vocabulary)
+    log-softmax (60 MB at batch 16 x 32) and builds two more such tensors in backward."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, labels):
+        """hidden (N, d), weight (V, d), bias (V,), labels (N,) -> mean loss over labels != -100, logits (N, V)."""
+        keep = labels != -100
+        count = keep.sum().clamp(min=1)
+        targets = labels.clamp(min=0)
+        w, b = weight.to(hidden.dtype), bias.to(hidden.dtype)  # no-ops in fp32; the autocast dtype otherwise
+        logits = onednn_affine(hidden, w, b)  # (N, V) in one product: faster than per chunk plus a copy into place
+        grad_hidden, grad_weight, grad_bias = torch.empty_like(hidden), torch.zeros_like(weight), torch.zeros_like(bias)
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        # One softmax buffer serves every chunk: memory the C library hands out afresh is mapped and zeroed by the
+        # kernel page by page on first write (a fresh 47 MB matrix cost 12-16 ms, against under 2 ms to overwrite).
+        buffer = logits.new_empty(min(CHUNK_ROWS, len(logits)), logits.shape[1], dtype=torch.float32)
+        for start in range(0, hidden.shape[0], CHUNK_ROWS):
+            rows = slice(start, start + CHUNK_ROWS)
+            h, y, k = hidden[rows], targets[rows], keep[rows]
+            g = torch.log_softmax(logits[rows], -1, dtype=torch.float32, out=buffer[:len(y)])  # (c, V)
+            total -= (g.gather(1, y[:, None]).squeeze(1) * k).sum()
+            g.exp_()  # softmax, in the same buffer
+            g[torch.arange(len(y), device=g.device), y] -= 1
+            g = g.mul_(k[:, None] / count).to(h.dtype)  # (c, V): dL/dz for this chunk
+            grad_hidden[rows] = onednn_affine(g, w.t())  # g W: every row written, so grad_hidden starts empty
+            if g.dtype == grad_weight.dtype:  # grows in place: no fresh (V, d) product per chunk
+                grad_weight.addmm_(g.t(), h)
+            else:  # autocast: g and h are half precision, their product is added in fp32
+                grad_weight += (g.t() @ h).to(grad_weight.dtype)
+            grad_bias += g.sum(0).to(grad_bias.dtype)
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.mark_non_differentiable(logits)
+        ctx.set_materialize_grads(False)  # backward ignores the logits' gradient: no (N, V) tensor of zeros for it
+        return total / count, logits
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_logits):
+        # Scaled in place (no fresh 47 MB product). A second backward through the same graph then fails loudly:
+        # autograd sees its saved tensors modified.
+        return tuple(grad.mul_(grad_loss) for grad in ctx.saved_tensors) + (None,)
+
+
+class FusedLMHead(LMHead):
+    """LMHead whose training loss (gradients wanted) runs LinearCrossEntropy; evaluation keeps the textbook path."""
+
+    def logits_and_loss(self, hidden, labels=None):
+        linear = self.decoder
+        if labels is None or not needs_grad(hidden, linear.weight):
+            return super().logits_and_loss(hidden, labels)
+        loss, logits = LinearCrossEntropy.apply(hidden.flatten(0, 1), linear.weight, linear.bias, labels.flatten())
+        return logits.view(*hidden.shape[:2], -1), loss
+
+
+# ------------------------------------------------------------------------------------------------ switching on
+def apply(model, device=None):
+    """Swap the CPU engineering above into `model` in place and return it; parameters and state-dict names stay.
+
+    device: where the model will run (default: where its parameters are). On anything but a CPU nothing is swapped:
+    there the standard modules are the fast ones. Call it once, before training or generating; not with
+    torch.compile (which compiles the textbook modules: see `compile`)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device.type != "cpu":
+        return model
+    swaps = {nn.Linear: Linear, nn.Dropout: Dropout, HeadProjections: FastHeadProjections, LMHead: FusedLMHead,
+             ResidualOutput: FastResidualOutput}
+    for module in model.modules():
+        if isinstance(module, Layer) and type(module.intermediate) is FeedForwardUp:
+            module.intermediate.__class__ = PreActivationUp
+            module.output.__class__ = ActivationThenDown  # before the exact-type pass below: not a plain output
+            module.output.act = module.intermediate.act  # no parameters: the state dict is unchanged
+    for module in model.modules():  # exact types: a module shared by two halves (BERTSHARE) is swapped once
+        if type(module) in swaps:
+            module.__class__ = swaps[type(module)]
+    return model
+
+
+@functools.cache
+def compiler_works(backend: str = "inductor") -> bool:
+    """Whether torch.compile with this backend runs here: tried once on a tiny function (inductor needs a C++
+    compiler on CPU and a supported platform)."""
+    try:
+        return bool(torch.compile(lambda x: x.sin() + 1, backend=backend, fullgraph=True)(torch.ones(3)).sum() > 0)
+    except Exception:  # noqa: BLE001 - any failure of the toolchain means: not here
+        return False
+
+
+def compile(model, backend: str = "inductor", **options):
+    """torch.compile(model) where the backend works here, else the model itself with one warning (never a crash
+    mid-run). Compile the textbook model (without `apply`): it traces as one graph, forward, loss and backward."""
+    if not compiler_works(backend):
+        warnings.warn(f"torch.compile (backend {backend!r}) does not work with this torch and platform (no C++ "
+                      "compiler?): running eager instead.", stacklevel=2)
+        return model
+    return torch.compile(model, backend=backend, **options)
