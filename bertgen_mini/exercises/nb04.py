@@ -1,0 +1,47 @@
+"""Checks for notebook 04 (cross-attention)."""
+import torch
+
+from . import check, check_prediction, check_written, tiny_pair
+
+
+def check_uniform_entropy_prediction(predicted_bits) -> bool:
+    """04.1: the entropy (bits) of a row that spreads its weight evenly over 32 source tokens."""
+    from ..attention_capture import attention_entropy
+
+    truth = lambda: round(float(attention_entropy(torch.full((1, 32), 1 / 32))), 3)
+    return check_prediction("04.1", predicted_bits, truth, "An even spread over K keys has entropy log2(K) bits.",
+                            close=0.05)
+
+
+def check_most_monotonic_head(most_monotonic_head) -> bool:
+    """04.2: most_monotonic_head(capture) -> (layer, head) with the highest cross-attention monotonicity, checked on
+    captures of tiny random models."""
+    from ..attention_capture import attention_stats, capture_from_ids
+
+    def test():
+        sources = torch.tensor([[2, 5, 6, 7, 8, 9, 10, 3], [2, 11, 12, 13, 14, 3, 0, 0]])       # (B, S)
+        sequences = torch.tensor([[2, 15, 16, 17, 18, 19, 1], [2, 20, 21, 22, 1, 0, 0]])        # (B, 1 + T)
+        for seed in (0, 1):
+            model = tiny_pair(seed, layers=3, heads=4)
+            for capture in capture_from_ids(model, sources, (sources != 0).long(), sequences):
+                scores = attention_stats(capture, "cross")["monotonicity"]                      # (L, nh)
+                layer, head = most_monotonic_head(capture)
+                assert 0 <= layer < capture.num_layers and 0 <= head < capture.num_heads, (
+                    f"layer must be in 0..{capture.num_layers - 1} and head in 0..{capture.num_heads - 1}, "
+                    f"got ({layer}, {head})")
+                assert float(scores[layer, head]) >= float(scores.max()) - 1e-6, (
+                    f"head {head} of layer {layer} has monotonicity {float(scores[layer, head]):.2f}, the best head "
+                    f"{float(scores.max()):.2f}. attention_stats(capture, 'cross')['monotonicity'] has one row per "
+                    "layer and one column per head.")
+        return "(on four captures of tiny random models)"
+    return check("04.2", test)
+
+
+def check_self_init_answer(answer) -> bool:
+    """04.3 (written): why a cross-attention copied from self-attention starts sharper."""
+    return check_written("04.3", answer, "nb04")
+
+
+EXERCISES = {"04.1": (check_uniform_entropy_prediction, "predicted_bits", "value"),
+             "04.2": (check_most_monotonic_head, "most_monotonic_head", "function"),
+             "04.3": (check_self_init_answer, "self_init_answer", "written")}
