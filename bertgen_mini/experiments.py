@@ -253,7 +253,7 @@ def plot_learning_curves(curves: list[dict], rows: list[dict] = (), save=None, m
     import matplotlib.pyplot as plt
 
     tasks = [t for t in TASKS if any(c["task"] == t for c in curves)]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.6), squeeze=False, sharey=True)
     for ax, task in zip(axes[0], tasks):
         for recipe in RECIPES:
             points = sorted((c["step"], c[metric]) for c in curves if (c["task"], c["recipe"]) == (task, recipe))
@@ -264,13 +264,15 @@ def plot_learning_curves(curves: list[dict], rows: list[dict] = (), save=None, m
                 ax.axhline(r[metric], color="gray", linestyle="--", label="copy the input")
         ax.set(title=f"WikiSplit {task}", xlabel="training step", ylabel=f"validation {METRIC_NAMES[metric]}")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=9)
     if save:
         fig.savefig(save, dpi=120, bbox_inches="tight")
     return fig
 
 
 PARTS = ("embeddings", "self-attention", "cross-attention", "feed-forward", "LM-head bias")  # its weight: tied embeddings
+BOX_LABELS = {"embeddings": "embed.", "self-attention": "self-attn", "cross-attention": "cross-attn",
+              "feed-forward": "feed-fwd", "LM-head bias": "LM bias"}  # short enough for 9-pt text in a box
 
 
 def part_of(name: str) -> str:
@@ -310,7 +312,7 @@ def plot_recipes(models: dict, save=None):
     from matplotlib.colors import LinearSegmentedColormap
 
     colours = LinearSegmentedColormap.from_list("new_to_pretrained", ["tab:orange", "tab:blue"])
-    fig, axes = plt.subplots(1, len(models), figsize=(2.4 * len(models), 3.2))
+    fig, axes = plt.subplots(1, len(models), figsize=(2.0 * len(models), 3.2))
     for ax, (name, model) in zip(list(axes) if len(models) > 1 else [axes], models.items()):
         share, shared = pretrained_share(model), shares_weights(model)
         for col, half in enumerate(("encoder", "decoder")):
@@ -320,14 +322,15 @@ def plot_recipes(models: dict, save=None):
                 hatch = "//" if shared and half == "decoder" and ("encoder", part) in share else None
                 ax.add_patch(plt.Rectangle((col * 1.1, -row), 1, 0.85, facecolor=colours(share[(half, part)]),
                                            edgecolor="black", hatch=hatch))
-                ax.text(col * 1.1 + 0.5, -row + 0.42, part, ha="center", va="center", fontsize=7, color="white")
-            ax.text(col * 1.1 + 0.5, 1.05, half, ha="center", fontsize=8)
+                ax.text(col * 1.1 + 0.5, -row + 0.42, BOX_LABELS[part], ha="center", va="center", fontsize=9,
+                        color="white")
+            ax.text(col * 1.1 + 0.5, 1.05, half, ha="center", fontsize=9)
         ax.set(xlim=(-0.05, 2.15), ylim=(-len(PARTS) + 0.8, 1.4), title=name)
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(1.0)), plt.Rectangle((0, 0), 1, 1, color=colours(0.0)),
                plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="//")]
     fig.legend(handles, ["from the checkpoint", "new (random)", "shared with the encoder"], loc="lower center",
-               ncol=3, fontsize=8, frameon=False)
+               ncol=3, fontsize=9, frameon=False)
     if save:
         fig.savefig(save, dpi=120, bbox_inches="tight")
     return fig
@@ -351,6 +354,8 @@ def main(argv=None):
     parser.add_argument("--final-rows", type=int, default=None, help="validation pairs the table is scored on")
     parser.add_argument("--eval-every", type=int, default=None, help="steps between the learning curve's points")
     parser.add_argument("--eval-rows", type=int, default=None, help="validation pairs each curve point is scored on")
+    parser.add_argument("--seed", type=int, default=None, help="the random seed of every run (default 0): rerun "
+                                                               "with others to see how much a score moves")
     parser.add_argument("--keep-models", action="store_true", help="keep each run's weights (0.8 GB a run)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: on a shared 2-core machine "
                                                                  "a second thread made small runs 20x slower)")
@@ -360,7 +365,7 @@ def main(argv=None):
     suffix = "_quick" if args.quick else ""
     results = args.results or ("runs/paper_sweep_quick/results.csv" if args.quick else "bench/results/paper_sweep.csv")
     overrides = {}
-    for name in ("steps", "final_rows", "eval_every", "eval_rows"):  # only the flags given replace the budget's
+    for name in ("steps", "final_rows", "eval_every", "eval_rows", "seed"):  # only the flags given replace the budget's
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.estimate:

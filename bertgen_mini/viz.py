@@ -1,7 +1,8 @@
-"""Static attention figures (matplotlib): heatmaps of one layer and head, a grid of all of them, one decoder step as
-bars, and a per-layer summary of how sharp and how monotonic the attention is.
+"""Static figures (matplotlib): attention heatmaps of one layer and head, a grid of layers and heads (a few layers a
+page), one decoder step as bars, a per-layer summary of how sharp and how monotonic the attention is, and the tree
+of a beam search.
 
-Every function takes an `AttentionCapture` (see attention_capture.py), returns the matplotlib Figure and, given
+Every attention function takes an `AttentionCapture` (see attention_capture.py), returns the matplotlib Figure and, given
 `save="figures/name.png"`, also writes it. Rows are queries, columns are keys, colour is the attention weight;
 each row sums to one. In tick labels, special tokens ([CLS], [SEP], <s>, ...) are grey and word pieces that continue
 a word (WordPiece `##ing`, or sentencepiece pieces without the `▁` word start) are orange, so word boundaries show.
@@ -25,6 +26,7 @@ AXIS_NAMES = {"source": "source token", "target": "generated token (the row's st
 SPECIAL = re.compile(r"^(\[[A-Z]+\]|<[^<>\s]+>)$")  # [CLS], [SEP], [PAD], <s>, </s>, <pad>, ...
 TOKEN_COLOURS = {"special": "0.55", "continuation": "tab:orange", "word": "black"}
 MAX_LABEL = 14  # characters of a token label before it is cut with "…"
+MAX_WIDTH = 10.0  # inches: wider figures are shrunk by JupyterLab until their 9-pt labels no longer read
 
 
 def token_kind(token: str, sentencepiece: bool) -> str:
@@ -73,7 +75,7 @@ def axis_names(kind: str) -> tuple:
 
 def heatmap_size(rows: int, cols: int) -> tuple:
     """Figure inches that keep cells about a quarter inch square, within what a notebook shows whole."""
-    return min(3.0 + 0.28 * cols, 16.0), min(2.2 + 0.28 * rows, 14.0)
+    return min(3.0 + 0.28 * cols, MAX_WIDTH), min(2.2 + 0.28 * rows, 12.0)
 
 
 def save_figure(fig, path) -> None:
@@ -118,29 +120,33 @@ def plot_attention(capture: AttentionCapture, kind: str = "cross", layer: int = 
     return fig
 
 
-def plot_attention_grid(capture: AttentionCapture, kind: str = "cross", save=None):
-    """All layers (rows) x all heads (columns), plus a last column with the mean over heads, on one colour scale.
-    Tokens are left off (see plot_attention for a labelled map). Returns the Figure."""
+def plot_attention_grid(capture: AttentionCapture, kind: str = "cross", layers=None, save=None):
+    """Layers (rows) x all heads (columns), plus a last column with the mean over heads, on one colour scale (the
+    largest weight of any layer, so pages compare). layers: the layer indices to draw (default all; pass a few, e.g.
+    range(0, 3), to page through a deep model at a readable size). Tokens are left off (see plot_attention for a
+    labelled map). Returns the Figure."""
     maps = capture.maps(kind)
-    L, nh = capture.num_layers, capture.num_heads
+    layers = list(range(capture.num_layers)) if layers is None else [l % capture.num_layers for l in layers]
+    nh = capture.num_heads
     vmax = max(float(m.max()) for m in maps)
-    fig, axes = plt.subplots(L, nh + 1, figsize=(1.25 * (nh + 1) + 1.0, 1.25 * L + 0.9), squeeze=False,
-                             layout="constrained")
-    for layer in range(L):
+    panel = min(1.25, (MAX_WIDTH - 1.0) / (nh + 1))  # inches a panel: the whole row fits MAX_WIDTH
+    fig, axes = plt.subplots(len(layers), nh + 1, figsize=(panel * (nh + 1) + 1.0, panel * len(layers) + 1.0),
+                             squeeze=False, layout="constrained")
+    for row, layer in enumerate(layers):
         for col, head in enumerate(list(range(nh)) + ["mean"]):
-            ax = axes[layer, col]
+            ax = axes[row, col]
             image = ax.imshow(capture.select(kind, layer, head).numpy(), cmap=CMAP, vmin=0.0, vmax=vmax,
                               aspect="auto", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            if layer == 0:
+            if row == 0:
                 ax.set_title("mean" if head == "mean" else f"head {head}", fontsize=9)
             if col == 0:
                 ax.set_ylabel(f"layer {layer}", fontsize=9)
     fig.colorbar(image, ax=axes, label="attention weight", shrink=0.8)
     row_name, col_name = axis_names(kind)
-    fig.suptitle(f"{KIND_TITLES[kind]}, every layer and head (rows: {row_name}, columns: {col_name} tokens)\n"
-                 f"{sentence_of(capture)}", fontsize=10)
+    fig.suptitle(f"{KIND_TITLES[kind]}, layer × head (rows: {row_name}, columns: {col_name} tokens)\n"
+                 f"{sentence_of(capture, 70)}", fontsize=10)
     if save:
         save_figure(fig, save)
     return fig
@@ -176,7 +182,7 @@ def plot_attention_summary(captures, kind: str = "cross", save=None):
     """
     if isinstance(captures, AttentionCapture):
         captures = {"": captures}
-    fig, (ax_ent, ax_mono) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    fig, (ax_ent, ax_mono) = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.8), layout="constrained")
     ceiling = 0.0
     for i, (name, capture) in enumerate(captures.items()):
         stats, colour = attention_stats(capture, kind), f"C{i}"
@@ -198,8 +204,63 @@ def plot_attention_summary(captures, kind: str = "cross", save=None):
     if any(captures):
         ax_mono.legend(loc="lower right", fontsize=9)
     first = next(iter(captures.values()))
-    fig.suptitle(f"{KIND_TITLES[kind]} per layer (dots: heads, line: their mean) · {sentence_of(first)}",
+    fig.suptitle(f"{KIND_TITLES[kind]} per layer (dots: heads, line: their mean)\n{sentence_of(first)}",
                  fontsize=10)
+    if save:
+        save_figure(fig, save)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- beam search
+
+def plot_beam_tree(steps, returned, eos_token_id, to_token, save=None):
+    """The tree of one beam search: every prefix that was ever a live beam is a node, joined to its parent (the
+    prefix one token shorter); under each token, the running sum of log p. Grey nodes were pruned (no child at the
+    next step); the returned hypotheses are drawn in colour, the best widest, each up to where it stopped: its end
+    token, or the length limit.
+
+    steps: [(live beams (nb, t) ids, log-probabilities of their next token (nb, V)), ...], one entry per step, as a
+    recording DecoderRunner sees them (start token first). returned: (R, L) ids of the returned hypotheses, best
+    first, padded after their end. to_token: id -> str. Returns the Figure."""
+    log_probs_of = {tuple(row): lp for beams, log_probs in steps for row, lp in zip(beams.tolist(), log_probs)}
+
+    def score(prefix):  # running sum of log p of the generated tokens of a prefix
+        return 0.0 if len(prefix) == 1 else score(prefix[:-1]) + float(log_probs_of[prefix[:-1]][prefix[-1]])
+
+    def until_end(row):  # a returned hypothesis without the padding after its end token
+        return tuple(row[:row.index(eos_token_id, 1) + 1] if eos_token_id in row[1:] else row)
+
+    hypotheses = [until_end(row) for row in returned.tolist()]
+    nodes = set(log_probs_of) | {h[:i] for h in hypotheses for i in range(1, len(h) + 1)}
+    has_child = {p[:-1] for p in nodes if len(p) > 1}
+    height = {}  # y position: rank by running score among the nodes of the same depth
+    for depth in range(1, max(map(len, nodes)) + 1):
+        ranked = sorted((p for p in nodes if len(p) == depth), key=score, reverse=True)
+        height.update({p: -rank for rank, p in enumerate(ranked)})
+
+    depth, rows = max(map(len, nodes)), 1 - min(height.values())
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH, 1.0 + 0.75 * depth), 1.8 + 0.8 * rows), layout="constrained")
+    for p in nodes:
+        if len(p) > 1:
+            ax.plot([len(p) - 2, len(p) - 1], [height[p[:-1]], height[p]], color="lightgray", zorder=1)
+    widest = 2.0 + 2.0 * len(hypotheses)
+    for i, h in enumerate(hypotheses):
+        ending = "end token" if h[-1] == eos_token_id else "length limit"
+        ax.plot(range(len(h)), [height[h[:j + 1]] for j in range(len(h))], color=f"C{i}", lw=widest - 2 * i,
+                alpha=0.8, zorder=2, label=f"returned #{i + 1}: {len(h) - 1} tokens, Σ log p = {score(h):.1f} "
+                                           f"(stopped by the {ending})")
+    for p in nodes:
+        pruned = p not in has_child and p not in hypotheses
+        ax.text(len(p) - 1, height[p], f"{token_label(to_token(p[-1]))}\n{score(p):.1f}", fontsize=9, ha="center",
+                va="center", color="gray" if pruned else "black", zorder=3,
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="lightgray" if pruned else "black"))
+    ax.set_xlabel("generated tokens")
+    ax.set_yticks([])
+    ax.set_xlim(-0.6, depth - 0.4)
+    ax.set_ylim(0.5 - rows, 0.5)
+    fig.legend(loc="outside lower center", fontsize=9, frameon=False)
+    ax.set_title(f"Beam search with {len(steps[0][0])} beams: every live prefix (grey: pruned), "
+                 "Σ log p under each token", fontsize=10)
     if save:
         save_figure(fig, save)
     return fig

@@ -147,6 +147,32 @@ def test_every_plot_function_returns_a_figure_and_saves(captures, tmp_path):
     assert "“first sentence”" in figures["cross"].axes[0].get_title()
 
 
+def test_grid_pages_and_beam_tree_fit_a_laptop_screen(captures, tmp_path):
+    from bertgen_mini.beam_search import beam_search
+    from bertgen_mini.generation import DecoderRunner, GenerationSettings
+
+    page = viz.plot_attention_grid(captures[0], layers=[1])
+    assert len(page.axes) == captures[0].num_heads + 2 and page.get_size_inches()[0] <= viz.MAX_WIDTH  # + mean, bar
+
+    class Recording(DecoderRunner):
+        steps = []
+
+        def next_logits(self, sequences):
+            logits = super().next_logits(sequences)
+            self.steps.append((sequences.clone(), logits.log_softmax(-1)))
+            return logits
+
+    model = small_pair()
+    settings = GenerationSettings(num_beams=3, max_new_tokens=6, num_return_sequences=3, eos_token_id=1,
+                                  pad_token_id=0)
+    with torch.inference_mode():
+        runner = Recording(model.decoder, model.encoder(SOURCES[:1]).last_hidden_state, MASK[:1], copies=3)
+        finished, _, _ = beam_search(runner, torch.full((1, 1), 2), settings)
+    fig = viz.plot_beam_tree(runner.steps, finished, 1, lambda i: f"w{i}", save=tmp_path / "tree.png")
+    assert fig.get_size_inches()[0] <= viz.MAX_WIDTH and (tmp_path / "tree.png").stat().st_size > 1000
+    assert len(fig.legends[0].get_texts()) == 3
+
+
 def test_tick_labels_mark_word_pieces_and_special_tokens(captures):
     fig = viz.plot_attention(captures[0])
     colours = {t.get_text(): t.get_color() for t in fig.axes[0].get_xticklabels()}

@@ -5,16 +5,16 @@ from . import check, check_prediction, check_written, tiny_pair
 
 
 def check_uniform_entropy_prediction(predicted_bits) -> bool:
-    """04.1: the entropy (bits) of a row that spreads its weight evenly over 32 source tokens."""
+    """04.2: the entropy (bits) of a row that spreads its weight evenly over 32 source tokens."""
     from ..attention_capture import attention_entropy
 
     truth = lambda: round(float(attention_entropy(torch.full((1, 32), 1 / 32))), 3)
-    return check_prediction("04.1", predicted_bits, truth, "An even spread over K keys has entropy log2(K) bits.",
+    return check_prediction("04.2", predicted_bits, truth, "An even spread over K keys has entropy log2(K) bits.",
                             close=0.05)
 
 
 def check_most_monotonic_head(most_monotonic_head) -> bool:
-    """04.2: most_monotonic_head(capture) -> (layer, head) with the highest cross-attention monotonicity, checked on
+    """04.3: most_monotonic_head(capture) -> (layer, head) with the highest cross-attention monotonicity, checked on
     captures of tiny random models."""
     from ..attention_capture import attention_stats, capture_from_ids
 
@@ -34,14 +34,14 @@ def check_most_monotonic_head(most_monotonic_head) -> bool:
                     f"{float(scores.max()):.2f}. attention_stats(capture, 'cross')['monotonicity'] has one row per "
                     "layer and one column per head.")
         return "(on four captures of tiny random models)"
-    return check("04.2", test)
+    return check("04.3", test)
 
 
 def check_self_init_answer(answer) -> bool:
-    """04.3 (written): why a cross-attention copied from self-attention starts sharper."""
-    return check_written("04.3", answer, "nb04")
+    """04.1 (written): why a cross-attention copied from self-attention starts sharper."""
+    return check_written("04.1", answer, "nb04")
 
 
-EXERCISES = {"04.1": (check_uniform_entropy_prediction, "predicted_bits", "value"),
-             "04.2": (check_most_monotonic_head, "most_monotonic_head", "function"),
-             "04.3": (check_self_init_answer, "self_init_answer", "written")}
+EXERCISES = {"04.1": (check_self_init_answer, "self_init_answer", "written"),
+             "04.2": (check_uniform_entropy_prediction, "predicted_bits", "value"),
+             "04.3": (check_most_monotonic_head, "most_monotonic_head", "function")}

@@ -29,7 +29,7 @@ def check_step_loss_prediction(predicted_loss) -> bool:
 
 
 def check_shard_prediction(predicted_batches) -> bool:
-    """05.3: how many batches rank 1 of 2 gets from 64 pairs in batches of 8 (no shuffling)."""
+    """05.4: how many batches rank 1 of 2 gets from 64 pairs in batches of 8 (no shuffling)."""
     from ..data import Pair, Seq2SeqBatches
     from ..paths import default_bert_dir
     from ..tokenizer_wordpiece import BertTokenizer
@@ -40,16 +40,16 @@ def check_shard_prediction(predicted_batches) -> bool:
                                shuffle=False, rank=1, world_size=2)
         return len(shard.batch_indices())
 
-    return check_prediction("05.3", predicted_batches, batches_of_rank_1, "64 pairs make 8 batches of 8; "
+    return check_prediction("05.4", predicted_batches, batches_of_rank_1, "64 pairs make 8 batches of 8; "
                             "each of the 2 processes takes every 2nd batch.")
 
 
 def check_precision_answer(answer) -> bool:
-    """05.4 (written): why fp16 needs a gradient scaler and bf16 does not."""
-    return check_written("05.4", answer, "nb05")
+    """05.3 (written): why fp16 needs a gradient scaler and bf16 does not."""
+    return check_written("05.3", answer, "nb05")
 
 
 EXERCISES = {"05.1": (check_schedule, "my_factor", "function"),
              "05.2": (check_step_loss_prediction, "predicted_loss", "value"),
-             "05.3": (check_shard_prediction, "predicted_batches", "value"),
-             "05.4": (check_precision_answer, "precision_answer", "written")}
+             "05.3": (check_precision_answer, "precision_answer", "written"),
+             "05.4": (check_shard_prediction, "predicted_batches", "value")}

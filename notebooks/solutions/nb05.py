@@ -12,10 +12,10 @@ def my_factor(step, warmup, total):
 # micro-batch three times as much as one of the large).
 predicted_loss = 1.25
 
-# 05.3: 8 batches, every 2nd one for each process: 4.
+# 05.4: 8 batches, every 2nd one for each process: 4.
 predicted_batches = 4
 
-# 05.4
+# 05.3
 precision_answer = """fp16 keeps 5 exponent bits: its smallest normal number is about 6e-5, so small gradients
 (common deep in a network or late in training) round to zero and those weights stop learning. Multiplying the loss by
 a large factor before backward moves the gradients into fp16's range; the GradScaler divides them again before the
