@@ -9,8 +9,9 @@ a CPU some engineering still pays, measured on this project's 2-core AMD EPYC (Z
   of MKL, which on this AMD processor multiplied thin matrices slowly (the 30,522 x 384 LM head by 16 rows at 6 GB/s
   of weights, where the memory gives 32). In training oneDNN makes y and the input's gradient g W (1.1-1.4x faster at
   the training sizes); in inference it multiplies by a weight pre-packed into its blocked layout (2.5x faster for
-  the LM head at 16 rows, 1.5-2x for the 384-wide maps), and one or two rows of a square or widening map take the
-  column form (W x^T + b)^T, where MKL beat oneDNN.
+  the LM head at 16 rows, 1.5-2x for the 384-wide maps), except a single row through a map of fewer than
+  SMALL_MAP_OUT outputs, which F.linear (MKL) multiplies 1.6-3.9x faster (measured on an idle machine: 35 against
+  136 us for one row of 384 x 384).
 * `Dropout`: the mask from four 16-bit coin flips per 64-bit draw of torch's (serial) CPU generator, where
   bernoulli_ draws one value per element (5x slower), and a 1-byte mask kept for backward instead of 4 bytes.
   `FastHeadProjections` drops attention probabilities with it, and scales q and v instead of the large maps;
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from .attention import HeadProjections, ResidualOutput
 from .model import FeedForwardUp, Layer, LMHead
 
-COLUMN_ROWS = 2        # the column form up to this many rows of a square or widening map (out >= in)
+SMALL_MAP_OUT = 4096   # one row through a map with fewer outputs goes to F.linear; the LM head (30,522) stays packed
 PACKED_FOR_ROWS = 16   # the row count oneDNN lays the packed weight out for (it serves any count; 16 was fastest)
 # Rows of the fused loss's softmax buffer (128 x 30,522 floats = 16 MB, which stays in cache between the softmax and
 # the two products); 64, 256 and 512 rows were each 1-3% slower a MiniLM step, 256 also raised the memory peak.
@@ -79,18 +80,6 @@ def onednn_affine(x, weight, bias=None):
     return onednn_linear(x, weight, bias) if onednn_fits(x, weight) else F.linear(x, weight, bias)
 
 
-def column_form(x, weight, bias=None):
-    """x (rows, in) -> (rows, out) = (W x^T + b)^T: the weight times the rows as columns, then one pass that adds
-    the bias while writing the result back row-major. A lone row is sent twice: with one column MKL falls to a
-    slower matrix-vector routine."""
-    rows = x.shape[0]
-    columns = (x if rows > 1 else torch.cat([x, x])).t()       # (in, max(rows, 2)), a view of the rows
-    y_t = torch.mm(weight, columns)[:, :rows]                   # (out, rows)
-    if bias is None:
-        return y_t.t().contiguous()
-    return torch.add(y_t.t(), bias, out=x.new_empty(rows, weight.shape[0]))
-
-
 class TrainingAffine(torch.autograd.Function):
     """y = x W^T + b by oneDNN, forward and for the input's gradient g W; the weight's gradient g^T x stays with MKL,
     as fast or faster there. Saves what F.linear's autograd saves: x and W."""
@@ -116,9 +105,9 @@ class Linear(nn.Linear):
 
     * train mode with gradients: oneDNN (TrainingAffine);
     * eval mode with gradients: F.linear, exactly the textbook's (and transformers') numbers;
-    * inference: the column form for 1-2 rows of a square or widening map, else oneDNN on a packed copy of the
-      weight, made on first use, remade when the weight changes and freed by train(): one more copy of each weight
-      (up to 140 MB for MiniLM bert2bert) while the model generates."""
+    * inference: F.linear for one row of a map with fewer than SMALL_MAP_OUT outputs, else oneDNN on a packed copy
+      of the weight, made on first use, remade when the weight changes and freed by train(): one more copy of each
+      weight (up to 140 MB for MiniLM bert2bert) while the model generates."""
 
     _packed = None  # ((weight version, address), packed weight) once inference has asked for it
 
@@ -139,9 +128,8 @@ class Linear(nn.Linear):
             return F.linear(x, w, b)
         if needs_grad(x, w):
             return TrainingAffine.apply(x, w, b) if self.training else F.linear(x, w, b)
-        rows = x.numel() // x.shape[-1]
-        if rows <= COLUMN_ROWS and w.shape[0] >= w.shape[1]:
-            return column_form(x.reshape(rows, -1), w, b).view(*x.shape[:-1], -1)
+        if x.numel() == x.shape[-1] and w.shape[0] < SMALL_MAP_OUT:  # one row: a matrix-vector product
+            return F.linear(x, w, b)
         return onednn_linear(x, self.packed_weight(), b)
 
     def train(self, mode: bool = True):

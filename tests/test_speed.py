@@ -71,7 +71,7 @@ def test_fast_path_on_a_shared_model_gives_the_textbook_gradients():
         torch.testing.assert_close(got, want, **TOL, msg=name)
 
 
-@pytest.mark.parametrize("sources", [1, 2, 3])  # 1 or 2 rows a step: the column form; more: the packed weight
+@pytest.mark.parametrize("sources", [1, 2, 3])  # one row a step: F.linear for the small maps; more: packed
 @pytest.mark.parametrize("settings", [dict(), dict(num_beams=3), dict(num_beams=2, use_cache=False)])
 def test_fast_path_generates_the_textbook_tokens(sources, settings):
     textbook, fast = textbook_and_fast()
