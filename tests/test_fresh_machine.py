@@ -10,7 +10,8 @@ def test_nothing_reaches_outside_the_checkout():
     files = [*REPO.glob("bertgen_mini/**/*.py"), *REPO.glob("tests/*.py"), *REPO.glob("notebooks/**/*.ipynb"),
              REPO / "conftest.py"]
     reaching = [str(f.relative_to(REPO)) for f in files if f != Path(__file__) and outside.search(f.read_text())]
-    assert not reaching, f"these read ../shared, which no user's machine has: {reaching}; ship what they need"
+    assert not reaching, (f"these read a shared folder beside the checkout, which no user's machine has: "
+                          f"{reaching}; ship what they need in the repository")
 
 
 def test_environment_yml_installs_what_the_readme_command_installs():
