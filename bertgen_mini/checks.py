@@ -32,16 +32,29 @@ def check_field_types(settings) -> None:
                             f"give it as {wanted}.")
 
 
-def check_inputs(input_ids, inputs_embeds, attention_mask, encoder_states=None, encoder_mask=None, cache=None):
-    """The inputs of one forward pass: a non-empty (B, T) batch, an attention mask of the same shape ((B, past + T)
-    with a cache), and an encoder mask (B, S) that matches the encoder states (B, S, d)."""
+def check_inputs(config, input_ids, inputs_embeds, attention_mask, encoder_states=None, encoder_mask=None,
+                 cache=None):
+    """The inputs of one forward pass: exactly one of input_ids (B, T) and inputs_embeds (B, T, d), non-empty; ids
+    inside the vocabulary; past + T positions at most max_position_embeddings; an attention mask of shape (B, T)
+    ((B, past + T) with a cache); and an encoder mask (B, S) that matches the encoder states (B, S, d)."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
     tokens = input_ids if input_ids is not None else inputs_embeds
     name = "input_ids" if input_ids is not None else "inputs_embeds"
     if tokens.dim() != (2 if input_ids is not None else 3) or 0 in tokens.shape:
         raise ValueError(f"{name} has shape {tuple(tokens.shape)}: pass a non-empty batch, (batch, length) ids or "
                          "(batch, length, hidden) embeddings; for one sequence use ids[None].")
+    # Reading the ids' values is a sync point a compiled graph cannot hold: compiled runs skip this check.
+    if input_ids is not None and not torch.compiler.is_compiling() and (
+            input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
+        raise ValueError(f"input_ids hold ids outside 0..{config.vocab_size - 1} (min {int(input_ids.min())}, max "
+                         f"{int(input_ids.max())}). Was the text tokenized with this model's own vocabulary? (-100 "
+                         "belongs in labels only.)")
     B, T = tokens.shape[:2]
     past = cache.get_seq_length() if cache is not None else 0
+    if past + T > config.max_position_embeddings:
+        raise ValueError(f"The sequence needs {past + T} positions but the model has "
+                         f"{config.max_position_embeddings}. Truncate the input (truncation=True, max_length=...).")
     if attention_mask is not None and (attention_mask.shape[0] != B or attention_mask.shape[1:] not in
                                        ((T,), (past + T,))):
         raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)} but {name} {(B, T)}"

@@ -155,10 +155,7 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
         encoder_hidden_states (B, S, d) and encoder_attention_mask (B, S) for cross-attention.
         Returns last_hidden_state (B, T, d) and, when asked, per-layer attentions and the KV cache."""
         cfg = self.config
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        self.check_inputs(input_ids, past_key_values)
-        check_inputs(input_ids, inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask,
+        check_inputs(cfg, input_ids, inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask,
                      past_key_values)
         use_cache = cfg.is_decoder and (cfg.use_cache if use_cache is None else use_cache)
         if use_cache and past_key_values is None:
@@ -186,23 +183,6 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
                 if cross_attentions is not None:
                     cross_attentions += (cross_probs,)
         return BaseModelOutput(x, cache, hidden_states, attentions, cross_attentions)
-
-    def check_inputs(self, input_ids, cache):
-        """Catch the two mistakes that otherwise end in an opaque IndexError deep inside an embedding."""
-        if input_ids is None:
-            return
-        # Reading the ids' values is a sync point a compiled graph cannot hold: compiled runs skip this half.
-        values_checked = input_ids.numel() and not torch.compiler.is_compiling()
-        if values_checked and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
-            raise ValueError(
-                f"input_ids hold ids outside 0..{self.config.vocab_size - 1} (min {int(input_ids.min())}, max "
-                f"{int(input_ids.max())}). Was the text tokenized with this model's own vocabulary? (-100 belongs "
-                "in labels only.)")
-        past = cache.get_seq_length() if cache is not None else 0
-        if past + input_ids.shape[1] > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The sequence needs {past + input_ids.shape[1]} positions but the model has "
-                f"{self.config.max_position_embeddings}. Truncate the input (truncation=True, max_length=...).")
 
 
 class LMHead(nn.Module):
