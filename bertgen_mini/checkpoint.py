@@ -2,6 +2,7 @@
 
 Reading accepts what transformers writes (BERT, BertGeneration and EncoderDecoderModel folders, tied weights
 stored once) and `pytorch_model.bin` through `torch.load(weights_only=True)`, which never runs pickled code.
+A config.json of another kind of model (GPT-2, RoBERTa, ...) is refused with a message that says what it is.
 Loading maps BERT's names onto ours and returns a `LoadReport`: which weights came from the checkpoint, which
 are new (cross-attention, the LM-head bias) and which the checkpoint had but this model does not use (token
 types, pooler, MLM head). Anything else left unused (more layers than the config has, another model's names) or a
@@ -24,6 +25,39 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 # Parts of a BERT checkpoint BertGeneration has no place for by design: warm-starting drops them (Rothe et al.).
 BERT_ONLY = re.compile(r"(embeddings\.token_type_embeddings|pooler|cls)\.")
+SUPPORTED_MODEL_TYPES = ("bert", "bert-generation")
+# What users most often pass by mistake, by the name their config.json gives them
+KNOWN_MODEL_TYPES = {"gpt2": "GPT-2", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa", "distilbert": "DistilBERT",
+                     "albert": "ALBERT", "electra": "ELECTRA", "t5": "T5", "bart": "BART"}
+
+
+def read_json(path) -> dict:
+    """A config.json as a dict, with errors that name the file."""
+    path = Path(path)
+    if path.parent.is_file():
+        raise NotADirectoryError(f"{path.parent} is a file; pass the checkpoint folder that holds it "
+                                 f"({path.parent.parent}).")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist: a checkpoint folder needs its config.json.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); the file is damaged, copy it again.") from None
+
+
+def check_model_type(values: dict) -> None:
+    """Refuse a config.json of another kind of model, saying what it is and what loads here."""
+    model_type, architectures = values.get("model_type"), values.get("architectures") or []
+    if model_type is None and architectures and not all(str(a).startswith("Bert") for a in architectures):
+        model_type = architectures[0]
+    if model_type is None or model_type in SUPPORTED_MODEL_TYPES:
+        return
+    if model_type == "encoder-decoder":
+        raise ValueError("This is an encoder-decoder pair: load it with EncoderDecoderModel.from_pretrained.")
+    what = KNOWN_MODEL_TYPES.get(model_type, repr(model_type))
+    raise ValueError(f"This is a {what} checkpoint (model_type {model_type!r}, architectures {architectures}), "
+                     "not BERT: its weights do not fit BertGeneration. Supported: BERT ('bert') and BertGeneration "
+                     "('bert-generation') checkpoints, e.g. bertgen_mini.default_bert_dir().")
 
 
 def read_state_dict(directory) -> dict:

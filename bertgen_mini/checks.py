@@ -32,6 +32,34 @@ def check_field_types(settings) -> None:
                             f"give it as {wanted}.")
 
 
+def check_config(config) -> None:
+    """Every field of a BertGenerationConfig: its type, then a value the model can be built with."""
+    check_field_types(config)
+    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "max_position_embeddings"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}={getattr(config, name)}: a model needs at least 1; check the config.")
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        if not 0 <= getattr(config, name) < 1:
+            raise ValueError(f"{name}={getattr(config, name)}: a dropout probability lies in [0, 1) (0 = off).")
+    if not config.layer_norm_eps > 0 or not config.initializer_range >= 0:
+        raise ValueError(f"layer_norm_eps={config.layer_norm_eps} must be > 0 and initializer_range="
+                         f"{config.initializer_range} >= 0.")
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+        if getattr(config, name) is not None and getattr(config, name) < 0:
+            raise ValueError(f"{name}={getattr(config, name)}: token ids are >= 0 (or None for none).")
+    if config.pad_token_id is not None and config.pad_token_id >= config.vocab_size:
+        raise ValueError(f"pad_token_id={config.pad_token_id} is outside the vocabulary (vocab_size="
+                         f"{config.vocab_size}): set vocab_size to the tokenizer's len(tokenizer).")
+    if config.hidden_size % config.num_attention_heads:
+        raise ValueError(
+            f"hidden_size ({config.hidden_size}) must be a multiple of num_attention_heads "
+            f"({config.num_attention_heads}): each head gets hidden_size / heads dimensions."
+        )
+    if config.add_cross_attention and not config.is_decoder:
+        raise ValueError("add_cross_attention=True needs is_decoder=True: only a decoder attends to an encoder.")
+
+
 def check_inputs(config, input_ids, inputs_embeds, attention_mask, encoder_states=None, encoder_mask=None,
                  cache=None):
     """The inputs of one forward pass: exactly one of input_ids (B, T) and inputs_embeds (B, T, d), non-empty; ids

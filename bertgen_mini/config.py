@@ -4,20 +4,16 @@ The defaults are those of transformers' `BertGenerationConfig` (the 24-layer BER
 Rothe, Narayan & Severyn, TACL 2020). `from_json_file` also reads a plain BERT `config.json`: keys BertGeneration
 does not use (token types, pooler, ...) are ignored, and one that would change the maths (relative positions) is
 refused, as is any other model type (GPT-2, RoBERTa, ...): its weights would load into the wrong places or not at
-all. Every field is checked at construction, so a bad value fails here, named, not later inside the model.
+all. Every field is checked at construction (`checks.check_config`), so a bad value fails here, named, not later
+inside the model.
 """
 import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from .checks import check_field_types
+from .checkpoint import CONFIG_NAME, check_model_type, read_json
+from .checks import check_config
 from .files import atomic_write_text, checkpoint_dir
-
-SUPPORTED_MODEL_TYPES = ("bert", "bert-generation")
-# What users most often pass by mistake, by the name their config.json gives them
-KNOWN_MODEL_TYPES = {"gpt2": "GPT-2", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa", "distilbert": "DistilBERT",
-                     "albert": "ALBERT", "electra": "ELECTRA", "t5": "T5", "bart": "BART"}
 
 
 @dataclass
@@ -45,30 +41,7 @@ class BertGenerationConfig:
     model_type = "bert-generation"
 
     def __post_init__(self):
-        check_field_types(self)
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: a model needs at least 1; check the config.")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: a dropout probability lies in [0, 1) (0 = off).")
-        if not self.layer_norm_eps > 0 or not self.initializer_range >= 0:
-            raise ValueError(f"layer_norm_eps={self.layer_norm_eps} must be > 0 and initializer_range="
-                             f"{self.initializer_range} >= 0.")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)}: token ids are >= 0 (or None for none).")
-        if self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
-            raise ValueError(f"pad_token_id={self.pad_token_id} is outside the vocabulary (vocab_size="
-                             f"{self.vocab_size}): set vocab_size to the tokenizer's len(tokenizer).")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
-                f"({self.num_attention_heads}): each head gets hidden_size / heads dimensions."
-            )
-        if self.add_cross_attention and not self.is_decoder:
-            raise ValueError("add_cross_attention=True needs is_decoder=True: only a decoder attends to an encoder.")
+        check_config(self)
 
     @property
     def head_size(self) -> int:
@@ -99,24 +72,10 @@ class BertGenerationConfig:
             del values["decoder_start_token_id"]
         return {"model_type": self.model_type, **values}
 
-    @staticmethod
-    def read_json(path) -> dict:
-        """A config.json as a dict, with errors that name the file."""
-        path = Path(path)
-        if path.parent.is_file():
-            raise NotADirectoryError(f"{path.parent} is a file; pass the checkpoint folder that holds it "
-                                     f"({path.parent.parent}).")
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path} does not exist: a checkpoint folder needs its config.json.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); the file is damaged, copy it again.") from None
-
     @classmethod
     def from_json_file(cls, path, **overrides) -> "BertGenerationConfig":
         try:
-            return cls.from_dict(cls.read_json(path), **overrides)
+            return cls.from_dict(read_json(path), **overrides)
         except (TypeError, ValueError) as err:
             raise type(err)(f"{path}: {err}") from None
 
@@ -125,20 +84,5 @@ class BertGenerationConfig:
 
     @classmethod
     def from_pretrained(cls, directory, **overrides) -> "BertGenerationConfig":
-        return cls.from_json_file(checkpoint_dir(directory) / "config.json", **overrides)
+        return cls.from_json_file(checkpoint_dir(directory) / CONFIG_NAME, **overrides)
 
-
-
-def check_model_type(values: dict) -> None:
-    """Refuse a config.json of another kind of model, saying what it is and what loads here."""
-    model_type, architectures = values.get("model_type"), values.get("architectures") or []
-    if model_type is None and architectures and not all(str(a).startswith("Bert") for a in architectures):
-        model_type = architectures[0]
-    if model_type is None or model_type in SUPPORTED_MODEL_TYPES:
-        return
-    if model_type == "encoder-decoder":
-        raise ValueError("This is an encoder-decoder pair: load it with EncoderDecoderModel.from_pretrained.")
-    what = KNOWN_MODEL_TYPES.get(model_type, repr(model_type))
-    raise ValueError(f"This is a {what} checkpoint (model_type {model_type!r}, architectures {architectures}), "
-                     "not BERT: its weights do not fit BertGeneration. Supported: BERT ('bert') and BertGeneration "
-                     "('bert-generation') checkpoints, e.g. bertgen_mini.default_bert_dir().")

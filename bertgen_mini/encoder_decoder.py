@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from .checks import check_labels, check_loss
-from .checkpoint import CONFIG_NAME, load_state, read_state_dict, save_checkpoint, unique_state_dict
+from .checkpoint import CONFIG_NAME, load_state, read_json, read_state_dict, save_checkpoint, unique_state_dict
 from .config import BertGenerationConfig
 from .generation import generate_seq2seq
 from .model import BertGenerationDecoder, BertGenerationEncoder
@@ -177,7 +177,7 @@ class EncoderDecoderModel(nn.Module):
         """Load a pair saved by `save_pretrained` here or by transformers' EncoderDecoderModel. strict=False drops
         tensors the config has no place for, and casts integer data, instead of refusing (see load_state)."""
         config = EncoderDecoderConfig.from_dict(
-            BertGenerationConfig.read_json(Path(directory) / CONFIG_NAME))
+            read_json(Path(directory) / CONFIG_NAME))
         model = cls(config)
         model.load_report = load_state(model, read_state_dict(directory), str(directory), strict=strict)
         if model.load_report.new:
