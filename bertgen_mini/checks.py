@@ -7,6 +7,7 @@ over the ids, small next to the forward pass it guards.
 """
 import dataclasses
 import typing
+import warnings
 
 import torch
 
@@ -60,6 +61,23 @@ def check_config(config) -> None:
         raise ValueError("add_cross_attention=True needs is_decoder=True: only a decoder attends to an encoder.")
 
 
+def check_encoder_decoder(encoder_config, decoder_config) -> None:
+    """Two halves that fit together: a decoder that reads an encoder, as wide as the encoder."""
+    if not (decoder_config.is_decoder and decoder_config.add_cross_attention):
+        raise ValueError("The decoder needs is_decoder=True and add_cross_attention=True, e.g. "
+                         "BertGenerationDecoder.from_pretrained(path, is_decoder=True, add_cross_attention=True).")
+    if encoder_config.hidden_size != decoder_config.hidden_size:
+        raise ValueError(f"Encoder width {encoder_config.hidden_size} != decoder width {decoder_config.hidden_size}: "
+                         "cross-attention reads encoder states directly, so both halves need the same hidden_size.")
+
+
+def check_shareable(encoder_config, decoder_config) -> None:
+    """A shared pair (BERTSHARE) is one set of weights, so both halves need the same vocabulary and depth."""
+    if (encoder_config.vocab_size != decoder_config.vocab_size
+            or encoder_config.num_hidden_layers != decoder_config.num_hidden_layers):
+        raise ValueError("A shared encoder-decoder needs the same vocabulary and depth on both sides.")
+
+
 def check_inputs(config, input_ids, inputs_embeds, attention_mask, encoder_states=None, encoder_mask=None,
                  cache=None):
     """The inputs of one forward pass: exactly one of input_ids (B, T) and inputs_embeds (B, T, d), non-empty; ids
@@ -108,6 +126,14 @@ def check_labels(labels, vocab_size: int, like=None) -> None:
         row, col = (int(i) for i in bad.nonzero()[0])
         raise ValueError(f"labels[{row}, {col}] = {int(labels[row, col])} is not a token id: labels must be ids in "
                          f"0..{vocab_size - 1}, or -100 where no loss is wanted (padding).")
+
+
+def warn_if_copying(decoder_input_ids, labels) -> None:
+    """decoder_input_ids (B, T) equal to the labels (B, T) are not shifted: the model would learn to copy."""
+    if labels is not None and decoder_input_ids is not None and torch.equal(decoder_input_ids, labels):
+        warnings.warn("decoder_input_ids equal labels, so position t is trained to output the token it was "
+                      "just given: the model learns to copy, not to predict. Pass only labels and let the "
+                      "model shift them right.", stacklevel=3)
 
 
 def check_loss(loss) -> None:

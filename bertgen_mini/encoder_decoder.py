@@ -10,14 +10,12 @@ variant (the paper's BERTSHARE, `tie_encoder_decoder=True`) uses one set of weig
 decoder's cross-attention is its own. References: Rothe, Narayan & Severyn (TACL 2020); transformers'
 `EncoderDecoderModel` and its `shift_tokens_right`.
 """
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 
-from .checks import check_labels, check_loss
+from .checks import check_encoder_decoder, check_labels, check_loss, check_shareable, warn_if_copying
 from .checkpoint import CONFIG_NAME, load_state, read_json, read_state_dict, save_checkpoint, unique_state_dict
 from .config import BertGenerationConfig
 from .generation import generate_seq2seq
@@ -83,24 +81,14 @@ class EncoderDecoderModel(nn.Module):
         if tie_encoder_decoder is not None:
             config.tie_encoder_decoder = tie_encoder_decoder
         self.config = config
-        self.check_pair()
+        check_encoder_decoder(self.encoder.config, self.decoder.config)
         if config.tie_encoder_decoder:
             self.tie_encoder_decoder()
-
-    def check_pair(self):
-        enc, dec = self.encoder.config, self.decoder.config
-        if not (dec.is_decoder and dec.add_cross_attention):
-            raise ValueError("The decoder needs is_decoder=True and add_cross_attention=True, e.g. "
-                             "BertGenerationDecoder.from_pretrained(path, is_decoder=True, add_cross_attention=True).")
-        if enc.hidden_size != dec.hidden_size:
-            raise ValueError(f"Encoder width {enc.hidden_size} != decoder width {dec.hidden_size}: cross-attention "
-                             "reads encoder states directly, so both halves need the same hidden_size.")
 
     def tie_encoder_decoder(self):
         """Make the decoder reuse the encoder's embeddings, self-attention and feed-forward modules."""
         enc, dec = self.encoder, self.decoder.bert
-        if enc.config.vocab_size != dec.config.vocab_size or enc.config.num_hidden_layers != dec.config.num_hidden_layers:
-            raise ValueError("A shared encoder-decoder needs the same vocabulary and depth on both sides.")
+        check_shareable(enc.config, dec.config)
         dec.embeddings = enc.embeddings
         for enc_layer, dec_layer in zip(enc.encoder.layer, dec.encoder.layer):
             dec_layer.attention, dec_layer.intermediate, dec_layer.output = (
@@ -120,6 +108,7 @@ class EncoderDecoderModel(nn.Module):
         """input_ids (B, S) with attention_mask (B, S); labels (B, T) with -100 where no loss is wanted, or
         decoder_input_ids (B, T). Returns loss, logits (B, T, V) and, when asked, attentions of all three kinds."""
         check_labels(labels, self.decoder.config.vocab_size, like=decoder_input_ids)
+        warn_if_copying(decoder_input_ids, labels)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids, attention_mask, inputs_embeds=inputs_embeds,
                                            output_attentions=output_attentions,
@@ -128,10 +117,6 @@ class EncoderDecoderModel(nn.Module):
             decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
             if decoder_attention_mask is None:
                 decoder_attention_mask = (decoder_input_ids != self.config.pad_token_id).long()
-        elif labels is not None and decoder_input_ids is not None and torch.equal(decoder_input_ids, labels):
-            warnings.warn("decoder_input_ids equal labels, so position t is trained to output the token it was "
-                          "just given: the model learns to copy, not to predict. Pass only labels and let the "
-                          "model shift them right.", stacklevel=2)
         # The decoder body, then the LM head with the loss on the labels as they are: shifting happened above.
         decoder_outputs = self.decoder.bert(decoder_input_ids, decoder_attention_mask,
                                             inputs_embeds=decoder_inputs_embeds,
