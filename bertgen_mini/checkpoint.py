@@ -129,6 +129,13 @@ class LoadReport:
         numels = {prefix + k: v for k, v in self.numels.items()}
         return LoadReport(self.source, add(self.loaded), add(self.new), add(self.unused), numels, add(self.cast))
 
+    def check_complete(self) -> None:
+        """A saved model must fill every tensor: one left new means the checkpoint is incomplete."""
+        if self.new:
+            raise ValueError(f"{self.source} lacks {len(self.new)} of the model's tensors "
+                             f"({', '.join(self.new[:3])}, ...): the checkpoint is incomplete or was "
+                             "saved from a different architecture. Save it again.")
+
     def __add__(self, other):
         source = self.source if self.source == other.source else f"{self.source} and {other.source}"
         return LoadReport(source, self.loaded + other.loaded, self.new + other.new, self.unused + other.unused,
@@ -206,7 +213,7 @@ def save_checkpoint(directory, config_dict: dict, tensors: dict) -> None:
 
 
 class PretrainedMixin:
-    """`from_pretrained` / `save_pretrained` for BertGenerationEncoder and BertGenerationDecoder."""
+    """`from_pretrained` / `save_pretrained` and `device` for the encoder, the decoder and the pair."""
 
     @classmethod
     def from_pretrained(cls, directory, verbose=True, strict=True, **overrides):
@@ -221,4 +228,9 @@ class PretrainedMixin:
         return model
 
     def save_pretrained(self, directory) -> None:
+        """config.json + model.safetensors, which transformers' from_pretrained also loads."""
         save_checkpoint(directory, self.config.to_dict(), unique_state_dict(self))
+
+    @property
+    def device(self):
+        return next(self.parameters()).device

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from .checks import check_encoder_decoder, check_labels, check_loss, check_shareable, warn_if_copying
-from .checkpoint import CONFIG_NAME, load_state, read_json, read_state_dict, save_checkpoint, unique_state_dict
+from .checkpoint import CONFIG_NAME, PretrainedMixin, read_json
 from .config import BertGenerationConfig
 from .generation import generate_seq2seq
 from .model import BertGenerationDecoder, BertGenerationEncoder
@@ -62,10 +62,16 @@ class EncoderDecoderConfig:
                    values.get("decoder_start_token_id"), values.get("pad_token_id"), values.get("eos_token_id"),
                    values.get("tie_encoder_decoder", False))
 
+    @classmethod
+    def from_pretrained(cls, directory) -> "EncoderDecoderConfig":
+        return cls.from_dict(read_json(Path(directory) / CONFIG_NAME))
 
-class EncoderDecoderModel(nn.Module):
+
+class EncoderDecoderModel(PretrainedMixin, nn.Module):
     """bert2bert and friends. Build it from two models (`EncoderDecoderModel(encoder=enc, decoder=dec)`), from two
     checkpoints (`from_encoder_decoder_pretrained`), or from a saved pair (`from_pretrained`)."""
+
+    config_class = EncoderDecoderConfig
 
     def __init__(self, config: EncoderDecoderConfig | None = None, encoder=None, decoder=None,
                  tie_encoder_decoder=None):
@@ -97,10 +103,6 @@ class EncoderDecoderModel(nn.Module):
 
     def get_encoder(self):
         return self.encoder
-
-    @property
-    def device(self):
-        return next(self.parameters()).device
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
                 encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
@@ -161,18 +163,8 @@ class EncoderDecoderModel(nn.Module):
     def from_pretrained(cls, directory, verbose=False, strict=True):
         """Load a pair saved by `save_pretrained` here or by transformers' EncoderDecoderModel. strict=False drops
         tensors the config has no place for, and casts integer data, instead of refusing (see load_state)."""
-        config = EncoderDecoderConfig.from_dict(
-            read_json(Path(directory) / CONFIG_NAME))
-        model = cls(config)
-        model.load_report = load_state(model, read_state_dict(directory), str(directory), strict=strict)
-        if model.load_report.new:
-            raise ValueError(f"{directory} lacks {len(model.load_report.new)} of the model's tensors "
-                             f"({', '.join(model.load_report.new[:3])}, ...): the checkpoint is incomplete or was "
-                             "saved from a different architecture. Save it again.")
+        model = super().from_pretrained(directory, verbose=False, strict=strict)  # printed once known complete
+        model.load_report.check_complete()
         if verbose:
             print(model.load_report)
         return model
-
-    def save_pretrained(self, directory) -> None:
-        """config.json + model.safetensors that transformers' EncoderDecoderModel.from_pretrained also loads."""
-        save_checkpoint(directory, self.config.to_dict(), unique_state_dict(self))

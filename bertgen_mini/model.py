@@ -129,10 +129,6 @@ class BertGenerationPreTrainedModel(PretrainedMixin, nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    @property
-    def device(self):
-        return next(self.parameters()).device
-
 
 class BertGenerationEncoder(BertGenerationPreTrainedModel):
     """Embeddings + layer stack. With `config.is_decoder` the self-attention is causal (and, with
