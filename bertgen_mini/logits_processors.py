@@ -65,7 +65,9 @@ def process_scores(scores, sequences, settings, new_tokens):
     (N, T) the tokens so far; new_tokens how many tokens have been generated already. Returns the processed (N, V)
     scores. Scores that are not all finite are an error: argmax of NaN is token 0, not a prediction.
     """
-    if not bool(torch.isfinite(scores).all()):
+    # The element-wise test cost 1.5 ms a step at batch 16 (5% of generating). A NaN or an infinity also makes the
+    # sum non-finite, so the sum is tested first and the exact test runs only if it fails (a sum that overflows).
+    if not bool(torch.isfinite(scores.sum())) and not bool(torch.isfinite(scores).all()):
         raise FloatingPointError(
             f"Generation step {new_tokens + 1}: the model's scores hold NaN or infinite values, so no token can be "
             "chosen. The weights (or the source) are not finite: check torch.isfinite(p).all() for each parameter; "

@@ -3,20 +3,23 @@
 The model files (attention.py, model.py, encoder_decoder.py) are written with standard PyTorch modules only. On a
 GPU those are already what is fast: cuBLAS products, flash attention through `scaled_dot_product_attention`, bf16
 autocast, fused AdamW (the Trainer's choices), and `torch.compile` (`compile` below) for fewer kernel launches. On
-a CPU some engineering still pays, measured on this project's 2-core AMD EPYC (Zen 4), and lives here:
+a CPU some engineering still pays. It was measured on this project's 2-core AMD EPYC machines: first a Zen 4, now a
+Zen 3 (AVX2 only), where some of the first findings no longer held; what is here pays on the Zen 3:
 
-* `Linear`: nn.Linear computed by oneDNN (inside PyTorch: the library torch.compile uses for CPU linears) instead
-  of MKL, which on this AMD processor multiplied thin matrices slowly (the 30,522 x 384 LM head by 16 rows at 6 GB/s
-  of weights, where the memory gives 32). In training oneDNN makes y and the input's gradient g W (1.1-1.4x faster at
-  the training sizes); in inference it multiplies by a weight pre-packed into its blocked layout (2.5x faster for
-  the LM head at 16 rows, 1.5-2x for the 384-wide maps), except a single row through a map of fewer than
-  SMALL_MAP_OUT outputs, which F.linear (MKL) multiplies 1.6-3.9x faster (measured on an idle machine: 35 against
-  136 us for one row of 384 x 384).
+* `Linear`: in inference, nn.Linear computed by oneDNN (inside PyTorch: the library torch.compile uses for CPU
+  linears) on a weight pre-packed into its blocked layout. PyTorch's products otherwise call MKL, which multiplies
+  thin matrices slowly on these AMD processors: the 30,522 x 384 LM head times 16 rows takes 8.8 ms by MKL and 3.9
+  by packed oneDNN (times 2-4 rows: 4-5x), and the 1536-wide maps with their weights out of cache gain 1.3-2.7x at
+  2-16 rows. One row through a map of fewer than SMALL_MAP_OUT outputs stays with F.linear, as fast there. With
+  gradients (training) it is F.linear: oneDNN made the training products 1.1-1.4x faster on the Zen 4, but MKL
+  is 10-40% faster on the Zen 3 (1,024 rows through 384 -> 1536: 7.4 against 8.5 ms forward, 7.1 against
+  11.3 ms for the weight's gradient), so that swap was dropped.
 * `Dropout`: the mask from four 16-bit coin flips per 64-bit draw of torch's (serial) CPU generator, where
   bernoulli_ draws one value per element (5x slower), and a 1-byte mask kept for backward instead of 4 bytes.
   `FastHeadProjections` drops attention probabilities with it, and scales q and v instead of the large maps;
   `FastResidualOutput` adds dropout's scale with the residual.
 * `FusedLMHead`: the LM head fused with its cross-entropy, so no (tokens x vocabulary) tensor is kept for backward.
+  It walks the vocabulary in slices, so that its two products keep long inner dimensions.
 * `ActivationThenDown`: the feed-forward keeps its pre-activation only and recomputes GELU in backward.
 
 `apply(model, device)` swaps these in place (module by module, with `__class__`, as torch's own module conversions
@@ -36,11 +39,13 @@ import torch.nn.functional as F
 from .attention import HeadProjections, ResidualOutput
 from .model import FeedForwardUp, Layer, LMHead
 
-SMALL_MAP_OUT = 4096   # one row through a map with fewer outputs goes to F.linear; the LM head (30,522) stays packed
+# A map with fewer outputs than SMALL_MAP_OUT (not the LM head's 30,522) is packed only for 2 to THIN_ROWS - 1 rows
+SMALL_MAP_OUT = 4096
+THIN_ROWS = 128
 PACKED_FOR_ROWS = 16   # the row count oneDNN lays the packed weight out for (it serves any count; 16 was fastest)
-# Rows of the fused loss's softmax buffer (128 x 30,522 floats = 16 MB, which stays in cache between the softmax and
-# the two products); 64, 256 and 512 rows were each 1-3% slower a MiniLM step, 256 also raised the memory peak.
-CHUNK_ROWS = 128
+# The fused loss's softmax buffer: SLICE_ELEMENTS floats (8 MB) a vocabulary slice, at least SLICE_MIN columns wide
+SLICE_ELEMENTS = 2 ** 21
+SLICE_MIN = 256
 
 
 # ------------------------------------------------------------------------------------------------ products
@@ -80,34 +85,14 @@ def onednn_affine(x, weight, bias=None):
     return onednn_linear(x, weight, bias) if onednn_fits(x, weight) else F.linear(x, weight, bias)
 
 
-class TrainingAffine(torch.autograd.Function):
-    """y = x W^T + b by oneDNN, forward and for the input's gradient g W; the weight's gradient g^T x stays with MKL,
-    as fast or faster there. Saves what F.linear's autograd saves: x and W."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return onednn_linear(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        x, weight = ctx.saved_tensors
-        flat_grad_y = grad_y.contiguous().flatten(0, -2)  # (rows, out)
-        grad_x = onednn_linear(grad_y.contiguous(), weight.t()) if ctx.needs_input_grad[0] else None
-        grad_weight = flat_grad_y.t() @ x.flatten(0, -2) if ctx.needs_input_grad[1] else None
-        grad_bias = flat_grad_y.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_x, grad_weight, grad_bias
-
-
 class Linear(nn.Linear):
     """nn.Linear (same parameters, same checkpoint names) by the routine that was fastest on the CPU:
 
-    * train mode with gradients: oneDNN (TrainingAffine);
-    * eval mode with gradients: F.linear, exactly the textbook's (and transformers') numbers;
-    * inference: F.linear for one row of a map with fewer than SMALL_MAP_OUT outputs, else oneDNN on a packed copy
-      of the weight, made on first use, remade when the weight changes and freed by train(): one more copy of each
-      weight (up to 140 MB for MiniLM bert2bert) while the model generates."""
+    * with gradients (training, or evaluation that keeps them): F.linear, exactly the textbook's numbers;
+    * inference: oneDNN on a packed copy of the weight for the LM head, and for the small maps (fewer than
+      SMALL_MAP_OUT outputs) from 2 to THIN_ROWS - 1 rows; MKL is as fast for one row, and 7-17% faster from 256.
+      The packed copy is made on first use, remade when the weight changes and freed by train(): one more copy of
+      each weight (up to 140 MB for MiniLM bert2bert) while the model generates."""
 
     _packed = None  # ((weight version, address), packed weight) once inference has asked for it
 
@@ -118,19 +103,17 @@ class Linear(nn.Linear):
             self._packed = (key, packed)
         return self._packed[1]
 
-    def product(self):
-        """x W^T + b without autograd as this module's mode computes it, for callers making their own gradients."""
-        return onednn_affine if self.training else F.linear
+    def packed_pays(self, x) -> bool:
+        w = self.weight
+        if (x.device.type != "cpu" or not onednn_fits(x, w) or needs_grad(x, w)
+                or w.is_inference()):  # an inference tensor has no version counter to key the packed copy on
+            return False
+        return w.shape[0] >= SMALL_MAP_OUT or 1 < x.numel() // x.shape[-1] < THIN_ROWS
 
     def forward(self, x):
-        w, b = self.weight, self.bias
-        if x.device.type != "cpu" or not onednn_fits(x, w) or w.is_inference():  # no version counter to key on
-            return F.linear(x, w, b)
-        if needs_grad(x, w):
-            return TrainingAffine.apply(x, w, b) if self.training else F.linear(x, w, b)
-        if x.numel() == x.shape[-1] and w.shape[0] < SMALL_MAP_OUT:  # one row: a matrix-vector product
-            return F.linear(x, w, b)
-        return onednn_linear(x, self.packed_weight(), b)
+        if self.packed_pays(x):
+            return onednn_linear(x, self.packed_weight(), self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     def train(self, mode: bool = True):
         if mode:
@@ -210,10 +193,10 @@ class ActivationThenLinear(torch.autograd.Function):
     to the product). Autograd would keep both: one (tokens x intermediate_size) tensor per layer more."""
 
     @staticmethod
-    def forward(ctx, u, act, weight, bias, product):
-        ctx.act, ctx.product = act, product
+    def forward(ctx, u, act, weight, bias):
+        ctx.act = act
         ctx.save_for_backward(u, weight)
-        return product(act(u), weight, bias)
+        return F.linear(act(u), weight, bias)
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -221,12 +204,10 @@ class ActivationThenLinear(torch.autograd.Function):
         with torch.enable_grad():
             u_ = u.detach().requires_grad_()
             a = ctx.act(u_)
-        grad_a = ctx.product(grad_y, weight.to(grad_y.dtype).t())  # g W
-        (grad_u,) = torch.autograd.grad(a, u_, grad_a)
+        (grad_u,) = torch.autograd.grad(a, u_, grad_y @ weight.to(grad_y.dtype))  # through g W
         flat_grad_y = grad_y.flatten(0, -2)  # (tokens, d)
-        # g^T a: oneDNN was 1.1-1.2x faster than MKL here (this narrowing map only)
-        grad_weight = ctx.product(flat_grad_y.t(), a.detach().flatten(0, -2).to(grad_y.dtype).t()).to(weight.dtype)
-        return grad_u, None, grad_weight, flat_grad_y.sum(0).to(weight.dtype), None
+        grad_weight = (flat_grad_y.t() @ a.detach().flatten(0, -2).to(grad_y.dtype)).to(weight.dtype)  # g^T a
+        return grad_u, None, grad_weight, flat_grad_y.sum(0).to(weight.dtype)
 
 
 class PreActivationUp(FeedForwardUp):
@@ -242,7 +223,7 @@ class ActivationThenDown(FastResidualOutput):
 
     def forward(self, u, residual):
         if needs_grad(u, self.dense.weight):
-            y = ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias, self.dense.product())
+            y = ActivationThenLinear.apply(u, self.act, self.dense.weight, self.dense.bias)
         else:
             y = self.dense(self.act(u))
         return self.close(y, residual)
@@ -255,9 +236,11 @@ class LinearCrossEntropy(torch.autograd.Function):
 
         dL/dz_i = (softmax(z_i) - onehot(y_i)) / n        (0 for positions labelled -100)
 
-    so forward computes it chunk by chunk and folds it at once into the gradients of the hidden states (g W), the
-    weight (g^T h) and the bias; backward only scales them. Plain autograd keeps the (tokens x vocabulary)
-    log-softmax (60 MB at batch 16 x 32) and builds two more such tensors in backward."""
+    so forward computes it and folds it at once into the gradients of the hidden states (g W), the weight (g^T h)
+    and the bias; backward only scales them. It goes through the vocabulary a slice at a time (softmax needs each
+    row's log-sum-exp, taken first), so both products keep long inner dimensions: g^T h by row chunks of 128 had
+    only 128 to sum over and ran at half MKL's speed. Plain autograd keeps the (tokens x vocabulary) log-softmax
+    (60 MB at batch 16 x 32) and builds two more such tensors in backward."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, labels):
@@ -266,27 +249,39 @@ class LinearCrossEntropy(torch.autograd.Function):
         count = keep.sum().clamp(min=1)
         targets = labels.clamp(min=0)
         w, b = weight.to(hidden.dtype), bias.to(hidden.dtype)  # no-ops in fp32; the autocast dtype otherwise
-        logits = onednn_affine(hidden, w, b)  # (N, V) in one product: faster than per chunk plus a copy into place
-        grad_hidden, grad_weight, grad_bias = torch.empty_like(hidden), torch.zeros_like(weight), torch.zeros_like(bias)
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        # One softmax buffer serves every chunk: memory the C library hands out afresh is mapped and zeroed by the
-        # kernel page by page on first write (a fresh 47 MB matrix cost 12-16 ms, against under 2 ms to overwrite).
-        buffer = logits.new_empty(min(CHUNK_ROWS, len(logits)), logits.shape[1], dtype=torch.float32)
-        for start in range(0, hidden.shape[0], CHUNK_ROWS):
-            rows = slice(start, start + CHUNK_ROWS)
-            h, y, k = hidden[rows], targets[rows], keep[rows]
-            g = torch.log_softmax(logits[rows], -1, dtype=torch.float32, out=buffer[:len(y)])  # (c, V)
-            total -= (g.gather(1, y[:, None]).squeeze(1) * k).sum()
-            g.exp_()  # softmax, in the same buffer
-            g[torch.arange(len(y), device=g.device), y] -= 1
-            g = g.mul_(k[:, None] / count).to(h.dtype)  # (c, V): dL/dz for this chunk
-            grad_hidden[rows] = onednn_affine(g, w.t())  # g W: every row written, so grad_hidden starts empty
-            if g.dtype == grad_weight.dtype:  # grows in place: no fresh (V, d) product per chunk
-                grad_weight.addmm_(g.t(), h)
-            else:  # autocast: g and h are half precision, their product is added in fp32
-                grad_weight += (g.t() @ h).to(grad_weight.dtype)
-            grad_bias += g.sum(0).to(grad_bias.dtype)
-        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        logits = onednn_affine(hidden, w, b)  # (N, V) in one product
+        n, vocab = logits.shape
+        width = max(SLICE_MIN, SLICE_ELEMENTS // max(n, 1))  # vocabulary columns a slice
+        slices = [slice(start, start + width) for start in range(0, vocab, width)]
+        # One buffer serves every slice: memory the C library hands out afresh is mapped and zeroed by the kernel
+        # page by page on first write (a fresh 47 MB matrix cost 12-16 ms, against under 2 ms to overwrite; so
+        # torch.logsumexp, which makes two, took 45-50 ms where these slices take 20).
+        buffer = logits.new_empty(n * min(width, vocab), dtype=torch.float32)
+
+        def exp_minus(cols, shift):  # exp(z - shift) for a slice of the vocabulary, in the buffer: (N, v)
+            z = logits[:, cols]
+            return torch.sub(z, shift[:, None], out=buffer[:z.numel()].view(z.shape)).exp_()
+
+        top = logits.amax(-1).float()  # (N,): subtracted first, so exp cannot overflow
+        log_norm = top + sum(exp_minus(cols, top).sum(1) for cols in slices).log()  # (N,): log sum_v exp(z_v)
+        total = ((log_norm - logits.gather(1, targets[:, None]).squeeze(1)) * keep).sum()
+        weight_of_row = (keep / count).to(torch.float32)[:, None]  # (N, 1): 1/n, 0 for ignored positions
+        grad_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
+        grad_weight, grad_bias = torch.empty_like(weight), torch.empty_like(bias)
+        rows = torch.arange(n, device=logits.device)
+        for cols in slices:
+            start = cols.start
+            g = exp_minus(cols, log_norm)  # (N, v): the softmax over this slice
+            inside = (targets >= start) & (targets < start + g.shape[1])
+            g[rows[inside], targets[inside] - start] -= 1
+            g = g.mul_(weight_of_row)  # (N, v): dL/dz for this slice, in fp32
+            grad_hidden.addmm_(g, weight[cols])  # (N, d) += g W, summed over the slices in fp32
+            if hidden.dtype == grad_weight.dtype:  # (v, d): each slice of the weight's gradient written once, in place
+                torch.mm(g.t(), hidden, out=grad_weight[cols])
+            else:  # autocast: the product in half precision, kept in fp32
+                grad_weight[cols] = g.to(hidden.dtype).t() @ hidden
+            grad_bias[cols] = g.sum(0)
+        ctx.save_for_backward(grad_hidden.to(hidden.dtype), grad_weight, grad_bias)
         ctx.mark_non_differentiable(logits)
         ctx.set_materialize_grads(False)  # backward ignores the logits' gradient: no (N, V) tensor of zeros for it
         return total / count, logits

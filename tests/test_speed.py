@@ -114,9 +114,10 @@ def plain_loss(hidden, weight, bias, labels):
     return F.cross_entropy(F.linear(hidden, weight, bias), labels, ignore_index=-100)
 
 
-@pytest.mark.parametrize("chunk_rows", [3, 64])
-def test_fused_loss_and_gradients_equal_autograd(monkeypatch, chunk_rows):
-    monkeypatch.setattr(speed, "CHUNK_ROWS", chunk_rows)  # 3: chunks that do not divide the 10 rows
+@pytest.mark.parametrize("slice_min", [7, 64])
+def test_fused_loss_and_gradients_equal_autograd(monkeypatch, slice_min):
+    monkeypatch.setattr(speed, "SLICE_ELEMENTS", 1)  # slices of slice_min columns: 7 does not divide the 50 words
+    monkeypatch.setattr(speed, "SLICE_MIN", slice_min)
     torch.manual_seed(0)
     leaves = [torch.randn(10, 8), torch.randn(50, 8), torch.randn(50)]
     labels = torch.tensor([1, 2, -100, 4, 49, 0, -100, 7, 8, 9])
