@@ -24,8 +24,8 @@ Zen 3 (AVX2 only), where some of the first findings no longer held; what is here
 
 `apply(model, device)` swaps these in place (module by module, with `__class__`, as torch's own module conversions
 do: same parameters, same state-dict names) where the device is a CPU, and leaves a CUDA model as it is. Every swap
-computes the textbook model's numbers to float rounding (tests/test_speed.py). The model in eval mode with
-gradients on keeps F.linear, exactly transformers' numbers (the parity tests run there).
+computes the textbook model's numbers to float rounding (tests/test_speed.py). With gradients on, every product
+is F.linear, exactly the textbook's (and transformers') numbers outside the fused loss.
 """
 import functools
 import math
@@ -70,7 +70,7 @@ def needs_grad(*tensors) -> bool:
 
 
 def onednn_linear(x, weight, bias=None):
-    """x (..., in) @ weight^T + bias by oneDNN; weight: (out, in), a transposed view of (in, out), or pack(...)."""
+    """x (..., in) @ weight^T + bias by oneDNN; weight: (out, in), or its packed copy (Linear.packed_weight)."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -104,9 +104,10 @@ class Linear(nn.Linear):
         return self._packed[1]
 
     def packed_pays(self, x) -> bool:
+        """Inference where oneDNN runs: the LM head always, a small map for 2 to THIN_ROWS - 1 rows. A weight made
+        under inference_mode has no version counter to key the packed copy on, so it keeps F.linear."""
         w = self.weight
-        if (x.device.type != "cpu" or not onednn_fits(x, w) or needs_grad(x, w)
-                or w.is_inference()):  # an inference tensor has no version counter to key the packed copy on
+        if not onednn_fits(x, w) or needs_grad(x, w) or w.is_inference():
             return False
         return w.shape[0] >= SMALL_MAP_OUT or 1 < x.numel() // x.shape[-1] < THIN_ROWS
 
