@@ -10,7 +10,10 @@ Zen 3 (AVX2 only), where some of the first findings no longer held; what is here
   linears) on a weight pre-packed into its blocked layout. PyTorch's products otherwise call MKL, which multiplies
   thin matrices slowly on these AMD processors: the 30,522 x 384 LM head times 16 rows takes 8.8 ms by MKL and 3.9
   by packed oneDNN (times 2-4 rows: 4-5x), and the 1536-wide maps with their weights out of cache gain 1.3-2.7x at
-  2-16 rows. One row through a map of fewer than SMALL_MAP_OUT outputs stays with F.linear, as fast there. With
+  2-16 rows. One row through a map of fewer than SMALL_MAP_OUT outputs (a batch-1 generation step) only streams
+  the weight from memory, and MKL (like oneDNN) does that from one thread at about 12 GB/s; as one batched product
+  over slices of the weight's rows, one slice a thread, both threads stream (about 20 GB/s): a MiniLM decoder
+  step's 48 such products take 2.5 ms instead of 4.0, batch-1 greedy generation 96 -> 114 tok/s. With
   gradients (training) it is F.linear: oneDNN made the training products 1.1-1.4x faster on the Zen 4, but MKL
   is 10-40% faster on the Zen 3 (1,024 rows through 384 -> 1536: 7.4 against 8.5 ms forward, 7.1 against
   11.3 ms for the weight's gradient), so that swap was dropped.
@@ -85,16 +88,28 @@ def onednn_affine(x, weight, bias=None):
     return onednn_linear(x, weight, bias) if onednn_fits(x, weight) else F.linear(x, weight, bias)
 
 
+def one_row_product(x, weight_slices, bias_slices=None):
+    """x (..., in) holding one row, times the weight slices (k, in, out/k) plus the bias slices (k, 1, out/k):
+    (..., out). One row only streams the weight from memory, and MKL does that from one thread (about 12 GB/s on
+    this project's CPU); a batched product gives each thread a slice of the weight's rows (up to 26 GB/s)."""
+    rows = x.reshape(1, 1, -1).expand(len(weight_slices), 1, -1)  # (k, 1, in): the same row for every slice
+    y = torch.bmm(rows, weight_slices) if bias_slices is None else torch.baddbmm(bias_slices, rows, weight_slices)
+    return y.view(*x.shape[:-1], -1)  # (k, 1, out/k) holds the outputs in order
+
+
 class Linear(nn.Linear):
     """nn.Linear (same parameters, same checkpoint names) by the routine that was fastest on the CPU:
 
     * with gradients (training, or evaluation that keeps them): F.linear, exactly the textbook's numbers;
-    * inference: oneDNN on a packed copy of the weight for the LM head, and for the small maps (fewer than
-      SMALL_MAP_OUT outputs) from 2 to THIN_ROWS - 1 rows; MKL is as fast for one row, and 7-17% faster from 256.
+    * inference, one row through a small map (fewer than SMALL_MAP_OUT outputs): one batched product over slices
+      of the weight's rows, one a thread (split_weight, one_row_product);
+    * inference otherwise: oneDNN on a packed copy of the weight for the LM head, and for the small maps from 2 to
+      THIN_ROWS - 1 rows; MKL is 7-17% faster from 256.
       The packed copy is made on first use, remade when the weight changes and freed by train(): one more copy of
       each weight (up to 140 MB for MiniLM bert2bert) while the model generates."""
 
     _packed = None  # ((weight version, address), packed weight) once inference has asked for it
+    _split = None   # ((weight and bias addresses, threads), split_weight's answer) once one row asked for it
 
     def packed_weight(self):
         key = (self.weight._version, self.weight.data_ptr())
@@ -111,7 +126,28 @@ class Linear(nn.Linear):
             return False
         return w.shape[0] >= SMALL_MAP_OUT or 1 < x.numel() // x.shape[-1] < THIN_ROWS
 
+    def split_weight(self):
+        """For one row through a small map: the weight cut into k slices of its rows, one a thread, transposed
+        (k, in, out/k), and the bias as (k, 1, out/k); views, kept while the weight stays where it is (an
+        optimizer's in-place steps show through them). None for the LM head (packed is faster there), where
+        the threads do not divide the outputs, or for a strided weight."""
+        weight, bias = self.weight, self.bias
+        key = (weight.data_ptr(), None if bias is None else bias.data_ptr(), torch.get_num_threads())
+        if self._split is None or self._split[0] != key:
+            (out, d), k = weight.shape, math.gcd(weight.shape[0], key[-1])
+            fits = out < SMALL_MAP_OUT and k > 1 and weight.is_contiguous() and (bias is None or bias.is_contiguous())
+            slices = None
+            if fits:
+                slices = (weight.detach().view(k, out // k, d).transpose(1, 2),
+                          None if bias is None else bias.detach().view(k, 1, out // k))
+            self._split = (key, slices)
+        return self._split[1]
+
     def forward(self, x):
+        if x.numel() == x.shape[-1] and x.is_cpu and not needs_grad(x, self.weight):  # one row, inference
+            slices = self.split_weight()
+            if slices is not None:
+                return one_row_product(x, *slices)
         if self.packed_pays(x):
             return onednn_linear(x, self.packed_weight(), self.bias)
         return F.linear(x, self.weight, self.bias)
@@ -122,7 +158,7 @@ class Linear(nn.Linear):
         return super().train(mode)
 
     def __getstate__(self):  # copies and pickles leave the packed copy behind: oneDNN's layout cannot be copied
-        return {k: v for k, v in super().__getstate__().items() if k != "_packed"}
+        return {k: v for k, v in super().__getstate__().items() if k not in ("_packed", "_split")}
 
 
 # ------------------------------------------------------------------------------------------------ dropout

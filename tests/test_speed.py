@@ -71,7 +71,7 @@ def test_fast_path_on_a_shared_model_gives_the_textbook_gradients():
         torch.testing.assert_close(got, want, **TOL, msg=name)
 
 
-@pytest.mark.parametrize("sources", [1, 2, 3])  # one row a step: F.linear for the small maps; more: packed
+@pytest.mark.parametrize("sources", [1, 2, 3])  # one row a step: the small maps split among threads; more: packed
 @pytest.mark.parametrize("settings", [dict(), dict(num_beams=3), dict(num_beams=2, use_cache=False)])
 def test_fast_path_generates_the_textbook_tokens(sources, settings):
     textbook, fast = textbook_and_fast()
@@ -94,6 +94,32 @@ def test_packed_weight_follows_the_weight_and_train_frees_it():
         assert layer.packed_weight() is not first
     assert copy.deepcopy(layer)._packed is None  # a copy packs its own weight when it needs to
     assert layer.eval()._packed is not None and layer.train()._packed is None
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_row_split_among_the_threads_gives_the_textbook_product(threads, bias):
+    """One row through a small map is one batched product over slices of the weight's rows, one a thread; with
+    outputs the threads do not divide (100 on 3), or one thread, it stays F.linear. The slices are views: they
+    follow an in-place update of the weight, and a moved weight gets new ones."""
+    torch.manual_seed(0)
+    layer = speed.apply(nn.Sequential(nn.Linear(24, 100, bias=bias)), "cpu")[0]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for x in (torch.randn(24), torch.randn(1, 1, 24)):
+                torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), **TOL)
+            assert (layer.split_weight() is None) == (threads != 2)
+            layer.weight.mul_(2)  # as an optimizer step would
+            torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), **TOL)
+            layer.weight.data = layer.weight.data.clone()  # as moving the model to another device or dtype would
+            if bias:
+                layer.bias.data = layer.bias.data + 1
+            torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), **TOL)
+    finally:
+        torch.set_num_threads(before)
+    assert copy.deepcopy(layer)._split is None
 
 
 def test_dropout_drops_about_p_and_keeps_the_expected_value():
