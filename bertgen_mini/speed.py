@@ -157,7 +157,7 @@ class Linear(nn.Linear):
             self._packed = None  # training will change the weight: free the copy now (eval() keeps it)
         return super().train(mode)
 
-    def __getstate__(self):  # copies and pickles leave the packed copy behind: oneDNN's layout cannot be copied
+    def __getstate__(self):  # copies and pickles leave the packed copy (oneDNN layout) and the row slices behind
         return {k: v for k, v in super().__getstate__().items() if k not in ("_packed", "_split")}
 
 
