@@ -119,10 +119,10 @@ class Linear(nn.Linear):
         return self._packed[1]
 
     def packed_pays(self, x) -> bool:
-        """Inference where oneDNN runs: the LM head always, a small map for 2 to THIN_ROWS - 1 rows. A weight made
-        under inference_mode has no version counter to key the packed copy on, so it keeps F.linear."""
+        """In inference, where oneDNN runs: the LM head always, a small map for 2 to THIN_ROWS - 1 rows. A weight
+        made under inference_mode has no version counter to key the packed copy on, so it keeps F.linear."""
         w = self.weight
-        if not onednn_fits(x, w) or needs_grad(x, w) or w.is_inference():
+        if not onednn_fits(x, w) or w.is_inference():
             return False
         return w.shape[0] >= SMALL_MAP_OUT or 1 < x.numel() // x.shape[-1] < THIN_ROWS
 
@@ -144,10 +144,11 @@ class Linear(nn.Linear):
         return self._split[1]
 
     def forward(self, x):
-        if x.numel() == x.shape[-1] and x.is_cpu and not needs_grad(x, self.weight):  # one row, inference
-            slices = self.split_weight()
-            if slices is not None:
-                return one_row_product(x, *slices)
+        if needs_grad(x, self.weight):  # training: the textbook product
+            return F.linear(x, self.weight, self.bias)
+        slices = self.split_weight() if x.numel() == x.shape[-1] and x.is_cpu else None  # one row
+        if slices is not None:
+            return one_row_product(x, *slices)
         if self.packed_pays(x):
             return onednn_linear(x, self.packed_weight(), self.bias)
         return F.linear(x, self.weight, self.bias)
