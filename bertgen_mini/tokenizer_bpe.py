@@ -28,9 +28,9 @@ transformers 5 saves instead, and optionally tokenizer_config.json and special_t
 text: loading never runs code.
 
 One known difference: the pattern's letter and digit classes come from the `regex` package, whose Unicode tables
-are newer than those of the Rust library's regex engine, so about 4,700 code points that Unicode made letters or
-digits after version 15.0 (e.g. U+088F, Garay U+10D40-U+10D8F) are cut into words differently. Text in current use
-is unaffected.
+(17.0) are newer than the Rust library's regex engine's, so the about 4,700 letters and digits that Unicode 17.0
+added (4,298 of them CJK ideographs of Extension J, U+323B0..U+33479) are cut into words differently. Text in
+current use is unaffected.
 """
 import codecs
 import json

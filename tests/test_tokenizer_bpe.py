@@ -48,7 +48,7 @@ def train_bpe(texts, folder, vocab_size=3000, special_tokens=SPECIALS):
 
 def rust_knows(text):
     """False for text holding a code point that Python's Unicode tables leave unassigned but the `regex` package calls
-    a letter or digit: the known difference in tokenizer_bpe's docstring (Unicode after 15.0)."""
+    a letter or digit: the known difference in tokenizer_bpe's docstring (Unicode 17.0) lies among them."""
     return not any(unicodedata.category(c) == "Cn" and NEWER_LETTERS.match(c) for c in text)
 
 
