@@ -11,11 +11,12 @@ from .kv_cache import KVCache
 from .model import BertGenerationDecoder, BertGenerationEncoder
 from .paths import default_bert_dir
 from .tokenizer_base import BatchEncoding
+from .tokenizer_bpe import GPT2Tokenizer, RobertaTokenizer
 from .tokenizer_sentencepiece import BertGenerationTokenizer
 from .tokenizer_wordpiece import BertTokenizer
 
 __all__ = [
     "BertGenerationConfig", "BertGenerationEncoder", "BertGenerationDecoder", "EncoderDecoderConfig",
     "EncoderDecoderModel", "KVCache", "shift_tokens_right", "default_bert_dir", "BertGenerationTokenizer",
-    "BertTokenizer", "BatchEncoding", "AttentionCapture", "capture_attentions",
+    "BertTokenizer", "GPT2Tokenizer", "RobertaTokenizer", "BatchEncoding", "AttentionCapture", "capture_attentions",
 ]

@@ -18,6 +18,11 @@ transformers matches special tokens and `AddedToken(..., normalized=False)`; tra
 given to its `add_tokens` after normalization instead (lower-casing, accent and control-character removal), which
 differs only where normalizing a text creates the token, e.g. a zero-width space inside it. `save_pretrained` writes
 them in tokenizer_config.json's `added_tokens_decoder` (id -> token and flags), the entry transformers reads.
+
+A special or added token may also swallow the whitespace beside it, as transformers' `AddedToken(lstrip=True)` and
+`rstrip=True` do: RoBERTa's `<mask>` (lstrip) takes the spaces before it, so "a <mask>" encodes like "a<mask>". The
+flags come from the files (tokenizer_config.json's `added_tokens_decoder`, or a special token saved as
+`{"content": ..., "lstrip": ...}`) and are saved again.
 """
 import inspect
 import json
@@ -31,6 +36,10 @@ SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_
 CONFIG_NAME = "tokenizer_config.json"
 # how an added token is matched, as transformers' AddedToken records it: in the text as written, anywhere in a word
 ADDED_TOKEN_FLAGS = {"lstrip": False, "rstrip": False, "single_word": False, "normalized": False}
+# what a token with lstrip / rstrip swallows: Unicode's White_Space characters (Rust's char::is_whitespace, which the
+# reference uses; str.isspace would also take the separators U+001C..U+001F)
+WHITESPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+              + "\u2028\u2029\u202f\u205f\u3000")
 # transformers' clean_up_tokenization: glue punctuation and English clitics back onto the word before them
 CLEANUP_REPLACEMENTS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                         (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
@@ -73,6 +82,7 @@ class Tokenizer:
 
     vocab_file_name = None  # the file a saved tokenizer keeps its vocabulary in, e.g. "vocab.txt"
     model_input_names = ("input_ids", "attention_mask")
+    takes_pairs = False  # True where build_inputs_with_special_tokens(ids, pair_ids) lays out a pair of texts
 
     bos_token_id, eos_token_id = _special_id("bos_token"), _special_id("eos_token")
     unk_token_id, pad_token_id = _special_id("unk_token"), _special_id("pad_token")
@@ -80,15 +90,19 @@ class Tokenizer:
     mask_token_id = _special_id("mask_token")
 
     def __init__(self, model_max_length=None, clean_up_tokenization_spaces=False, **special_tokens):
-        """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str or None); call it after
-        the subclass has loaded its vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
+        """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str, None, or a token as
+        transformers saves it, {"content": str, "lstrip": bool, ...}); call it after the subclass has loaded its
+        vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
         self.model_max_length = model_max_length  # the length truncation=True / padding="max_length" default to
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self._added_tokens = {}  # token -> id, for tokens after the vocabulary: special tokens it lacks, add_tokens
         self.added_tokens = []  # what add_tokens was given, in order (kept whole in text; saved with the tokenizer)
         self.extra_special_tokens = []  # those of them added with special_tokens=True
+        self._lstrip, self._rstrip = set(), set()  # special or added tokens that swallow the whitespace before / after
         for name in SPECIAL_TOKEN_NAMES:
             token = special_tokens.pop(name, None)
+            if isinstance(token, dict):
+                token = self._take_flags(token, f"{name}={token}")
             setattr(self, name, token)
             if token is not None and token not in self._added_tokens and not self._in_vocab(token):
                 self._added_tokens[token] = self.vocab_size + len(self._added_tokens)
@@ -170,25 +184,36 @@ class Tokenizer:
         for i, chunk in enumerate(chunks):  # re.split with a group alternates plain text and tokens kept whole
             if i % 2:
                 tokens.append(chunk)
-            elif chunk:
+                continue
+            if i > 0 and chunks[i - 1] in self._rstrip:
+                chunk = chunk.lstrip(WHITESPACE)
+            if i + 1 < len(chunks) and chunks[i + 1] in self._lstrip:
+                chunk = chunk.rstrip(WHITESPACE)
+            if chunk:
                 tokens += self._tokenize_chunk(chunk)
         return tokens
 
-    def build_inputs_with_special_tokens(self, ids: list) -> list:
-        """The ids of one sequence with the tokenizer's special tokens around it (none by default)."""
-        return list(ids)
+    def build_inputs_with_special_tokens(self, ids: list, pair_ids: list = None) -> list:
+        """The ids of one sequence, or of a pair, with the tokenizer's special tokens around them (none by default:
+        a pair is the two one after the other)."""
+        return list(ids) + list(pair_ids or [])
 
-    def encode(self, text: str, add_special_tokens=True, truncation=False, max_length=None) -> list:
-        """The ids of one text (list of int), optionally truncated to `max_length` including special tokens."""
-        encoded = self(text, add_special_tokens=add_special_tokens, truncation=truncation, max_length=max_length)
+    def encode(self, text: str, text_pair: str = None, add_special_tokens=True, truncation=False,
+               max_length=None) -> list:
+        """The ids of one text, or of a pair of texts, as one list of int, optionally truncated to `max_length`
+        including special tokens."""
+        encoded = self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
+                       max_length=max_length)
         return encoded["input_ids"]
 
-    def __call__(self, text, add_special_tokens=True, padding=False, truncation=False, max_length=None,
-                 return_tensors=None, return_token_type_ids=None) -> BatchEncoding:
-        """Encode one text (str) or a batch (list of str).
+    def __call__(self, text, text_pair=None, add_special_tokens=True, padding=False, truncation=False,
+                 max_length=None, return_tensors=None, return_token_type_ids=None) -> BatchEncoding:
+        """Encode one text (str) or a batch (list of str); with `text_pair` (a str, or a list as long as `text`), each
+        text and its pair as one sequence, laid out as the tokenizer lays out pairs (tokenizers with `takes_pairs`).
 
         padding: False, True / "longest" (to the longest in the batch) or "max_length".
-        truncation: True cuts each sequence to `max_length` (default: `model_max_length`) including special tokens.
+        truncation: True cuts each sequence to `max_length` (default: `model_max_length`) including special tokens;
+            a pair as transformers' "longest_first" cuts it (see _truncate).
         return_tensors: None for lists (one list per text), "pt" for (B, T) long tensors (B = 1 for a single text).
         Returns a BatchEncoding with `input_ids`, `attention_mask` (1 = real token, 0 = padding) and, where the
         tokenizer's `model_input_names` lists them and `return_token_type_ids` is not False, `token_type_ids` (zeros).
@@ -197,7 +222,16 @@ class Tokenizer:
         texts = list(text) if is_batch else [text]
         if not texts:
             raise ValueError("got an empty batch: pass at least one text")
-        for t in texts:
+        pairs = [None] * len(texts)
+        if text_pair is not None:
+            if not self.takes_pairs:
+                raise ValueError(f"{type(self).__name__} does not encode pairs of texts: encode each text alone, or "
+                                 "join them into one text first")
+            if isinstance(text_pair, (list, tuple)) != is_batch or is_batch and len(text_pair) != len(texts):
+                raise ValueError(f"text_pair must match text: a str for a str, a list of {len(texts)} for a list of "
+                                 f"{len(texts)}; got {type(text_pair).__name__} {str(text_pair):.80}")
+            pairs = list(text_pair) if is_batch else [text_pair]
+        for t in texts + [p for p in pairs if p is not None]:
             if not isinstance(t, str):
                 raise TypeError(f"a tokenizer takes a str or a list of str, got {type(t).__name__}: {t!r:.80}")
         if return_tensors not in (None, "pt"):
@@ -206,7 +240,7 @@ class Tokenizer:
             raise ValueError(f"truncation={truncation!r}: pass True or False")
         if truncation and max_length is None:
             max_length = self._model_max_length_for("truncation=True")
-        ids = [self._encode_one(t, add_special_tokens, truncation, max_length) for t in texts]
+        ids = [self._encode_one(t, p, add_special_tokens, truncation, max_length) for t, p in zip(texts, pairs)]
         ids = self._pad(ids, padding, max_length)
         columns = {"input_ids": ids}
         if "token_type_ids" in self.model_input_names and return_token_type_ids is not False:
@@ -220,18 +254,19 @@ class Tokenizer:
             return BatchEncoding({k: torch.tensor(v, dtype=torch.long).view(len(v), -1) for k, v in columns.items()})
         return BatchEncoding({k: v if is_batch else v[0] for k, v in columns.items()})
 
-    def _encode_one(self, text, add_special_tokens, truncation, max_length):
-        ids = self.convert_tokens_to_ids(self.tokenize(text))
-        n_special = len(self.build_inputs_with_special_tokens([])) if add_special_tokens else 0
-        if max_length is not None and len(ids) + n_special > max_length:
+    def _encode_one(self, text, pair, add_special_tokens, truncation, max_length):
+        parts = [self.convert_tokens_to_ids(self.tokenize(t)) for t in (text, pair) if t is not None]
+        n_special = len(self.build_inputs_with_special_tokens(*[[] for _ in parts])) if add_special_tokens else 0
+        length = sum(map(len, parts)) + n_special
+        if max_length is not None and length > max_length:
             if not truncation:
-                raise ValueError(f"this text is {len(ids) + n_special} tokens long but max_length={max_length} "
+                raise ValueError(f"this text is {length} tokens long but max_length={max_length} "
                                  f"(text starts {text[:60]!r}). Pass truncation=True to cut it to {max_length} "
                                  "tokens, or raise max_length.")
             if max_length < n_special:
                 raise ValueError(f"max_length={max_length} leaves no room for the {n_special} special tokens")
-            ids = ids[:max_length - n_special]
-        return self.build_inputs_with_special_tokens(ids) if add_special_tokens else ids
+            parts = _truncate(parts, max_length - n_special)
+        return self.build_inputs_with_special_tokens(*parts) if add_special_tokens else sum(parts, [])
 
     def _pad(self, ids, padding, max_length):
         """Right-pad each row with None (turned into pad ids and 0s in the attention mask by the caller)."""
@@ -288,10 +323,12 @@ class Tokenizer:
         config.update(self._settings(), clean_up_tokenization_spaces=self.clean_up_tokenization_spaces)
         if self.model_max_length is not None:
             config["model_max_length"] = self.model_max_length
-        if self.added_tokens:
+        listed = list(dict.fromkeys(self.added_tokens + sorted(self._lstrip | self._rstrip)))
+        if listed:
             config["added_tokens_decoder"] = {
-                str(self.convert_tokens_to_ids(token)): {"content": token, "special": token in self.extra_special_tokens,
-                                                         **ADDED_TOKEN_FLAGS} for token in self.added_tokens}
+                str(self.convert_tokens_to_ids(token)): {"content": token, "special": token in self.all_special_tokens,
+                                                         **ADDED_TOKEN_FLAGS, "lstrip": token in self._lstrip,
+                                                         "rstrip": token in self._rstrip} for token in listed}
         if self.extra_special_tokens:
             config["extra_special_tokens"] = list(self.extra_special_tokens)
         config_path = save_directory / CONFIG_NAME
@@ -317,9 +354,9 @@ class Tokenizer:
         return tokenizer
 
     def _restore_added_tokens(self, decoder: dict, source):
-        """Add the tokens of a saved `added_tokens_decoder` ({id: {"content", "special", ...}}, as transformers
-        writes it too) in id order, checking each gets its saved id. Entries for the named special tokens
-        (transformers lists [CLS] and the like there) are already known."""
+        """Add the tokens of a saved `added_tokens_decoder` ({id: {"content", "special", "lstrip", ...}}, as
+        transformers writes it too) in id order, checking each gets its saved id. Entries for the named special tokens
+        (transformers lists [CLS] and the like there) are already known: only their lstrip / rstrip flags are read."""
         named = {getattr(self, name) for name in SPECIAL_TOKEN_NAMES}
         if not isinstance(decoder, dict) or not all(str(i).isdigit() and isinstance(entry, dict)
                                                     and isinstance(entry.get("content"), str)
@@ -327,18 +364,26 @@ class Tokenizer:
             raise ValueError(f"{source}: added_tokens_decoder must map ids to {{\"content\": token, ...}}; save the "
                              "tokenizer again.")
         for saved_id, entry in sorted(decoder.items(), key=lambda item: int(item[0])):
-            token = entry["content"]
+            token = self._take_flags(entry, source)
             if token in named:
                 continue
-            flags = [flag for flag in ("lstrip", "rstrip", "single_word") if entry.get(flag)]
-            if flags:
-                raise ValueError(f"{source}: added token {token!r} sets {', '.join(flags)}, which this tokenizer does "
-                                 "not implement; save it again with those flags off.")
             self.add_tokens([token], special_tokens=bool(entry.get("special")))
             if self.convert_tokens_to_ids(token) != int(saved_id):
                 raise ValueError(f"{source}: added token {token!r} was saved with id {saved_id} but gets id "
                                  f"{self.convert_tokens_to_ids(token)} after this vocabulary: the vocabulary file "
                                  "does not belong to this tokenizer_config.json.")
+
+    def _take_flags(self, entry: dict, source) -> str:
+        """The token of a saved entry {"content": token, "lstrip": bool, "rstrip": bool, ...}, recording whether it
+        swallows the whitespace before (lstrip) or after (rstrip) it; refuses single_word, which is not implemented."""
+        token = entry["content"]
+        if entry.get("single_word"):
+            raise ValueError(f"{source}: token {token!r} sets single_word, which this tokenizer does not implement; "
+                             "save it again with that flag off.")
+        for flag, tokens in (("lstrip", self._lstrip), ("rstrip", self._rstrip)):
+            if entry.get(flag):
+                tokens.add(token)
+        return token
 
     @classmethod
     def _model_file(cls, path) -> Path:
@@ -350,6 +395,21 @@ class Tokenizer:
             raise FileNotFoundError(f"{cls.__name__} needs a {cls.vocab_file_name} file, and {path} does not exist. "
                                     f"Pass the file or the directory holding it.")
         return path
+
+
+def _truncate(parts: list, budget: int) -> list:
+    """Cut one id list, or a pair of them, to `budget` ids in all. A pair is cut as transformers' "longest_first" cuts
+    it: the shorter stays whole if the longer can keep at least as many ids; otherwise each keeps half the budget,
+    the longer one (the second, when they are as long) the odd id."""
+    if len(parts) == 1:
+        return [parts[0][:budget]]
+    first, second = parts
+    if 2 * min(len(first), len(second)) <= budget:
+        keep = (len(first), budget - len(first)) if len(first) <= len(second) else (budget - len(second), len(second))
+    else:
+        half, odd = divmod(budget, 2)
+        keep = (half + odd, half) if len(first) > len(second) else (half, half + odd)
+    return [first[:keep[0]], second[:keep[1]]]
 
 
 def _as_id_list(ids) -> list:
