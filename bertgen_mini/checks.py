@@ -6,7 +6,6 @@ trained as token 0, an empty batch with a finite loss. Each check is a few compa
 over the ids, small next to the forward pass it guards.
 """
 import dataclasses
-import math
 import os
 import typing
 import warnings
