@@ -24,14 +24,18 @@ def fits(value, kind) -> bool:
     return isinstance(value, kind)
 
 
+def check_type(name: str, value, annotation) -> None:
+    """Raise a TypeError naming `name` when `value` fits none of the types in `annotation` (int, str | None, ...)."""
+    kinds = typing.get_args(annotation) or (annotation,)
+    if not any(fits(value, kind) for kind in kinds):
+        wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+        raise TypeError(f"{name}={value!r} is a {type(value).__name__}: give it as {wanted}.")
+
+
 def check_field_types(settings) -> None:
     """Raise a TypeError naming the first field of the dataclass `settings` whose value has the wrong type."""
     for field in dataclasses.fields(settings):
-        value, kinds = getattr(settings, field.name), typing.get_args(field.type) or (field.type,)
-        if not any(fits(value, kind) for kind in kinds):
-            wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
-            raise TypeError(f"{type(settings).__name__}.{field.name}={value!r} is a {type(value).__name__}: "
-                            f"give it as {wanted}.")
+        check_type(f"{type(settings).__name__}.{field.name}", getattr(settings, field.name), field.type)
 
 
 # The sizes of BERT-large (Devlin et al. 2019), the largest checkpoint BertGeneration was published with: a config that
