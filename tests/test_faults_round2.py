@@ -4,13 +4,10 @@ exhaust memory, stale experiment rows, and errors that blame the wrong thing. Ea
 refuses the fault with an error naming what to fix, or handles it. Where a fault could crash or hang the process
 (memory corruption, a FIFO) it runs in a child process. Tiny models only."""
 import json
-import multiprocessing
 import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,16 +30,11 @@ from test_recipes import save_tiny_bert, write_vocab
 from test_train import B, batches_of, config, random_pairs
 from test_train import one_thread  # noqa: F401  (its autouse fixture: tiny models run fastest on one thread)
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def in_child(fn, *args, timeout=60):
     """fn(*args) in a fresh process (torch and bertgen_mini preloaded once); returns (exit code, how fn ended).
     A child still running after `timeout` seconds is killed, and the test fails: it hung."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["fault_child"])
     outcome = Path(os.environ.get("TMPDIR", "/tmp")) / f"outcome-{os.getpid()}-{time.monotonic_ns()}.txt"
-    child = context.Process(target=fault_child.report, args=(outcome, fn, *args))
+    child = fault_child.forkserver().Process(target=fault_child.report, args=(outcome, fn, *args))
     child.start()
     child.join(timeout)
     if child.is_alive():
@@ -111,25 +103,30 @@ def tiny_world(tmp_path):
     return save_tiny_bert(tmp_path / "bert"), data
 
 
+def wait_for_log(out, child, lines=1):
+    deadline = time.monotonic() + 60
+    while not ((out / "log.jsonl").is_file() and (out / "log.jsonl").read_text().count("\n") >= lines):
+        assert child.is_alive() and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_saves_a_checkpoint_says_how_to_resume_and_exits_128_plus_the_signal(tmp_path, tiny_world, sig):
     bert, data = tiny_world
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "bertgen_mini.train", "--bert-dir", str(bert), "--data-dir", str(data),
-               "--output-dir", str(out), "--steps", "100000", "--batch-size", "2", "--warmup-steps", "0",
-               "--eval-rows", "0", "--max-source-len", "24", "--max-target-len", "24", "--no-progress"]
-    child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE,
-                             stdout=subprocess.DEVNULL, text=True)
+    argv = ["--bert-dir", str(bert), "--data-dir", str(data), "--output-dir", str(out), "--steps", "100000",
+            "--batch-size", "2", "--warmup-steps", "0", "--eval-rows", "0", "--max-source-len", "24",
+            "--max-target-len", "24", "--no-progress"]
+    child = fault_child.forkserver().Process(target=fault_child.train_command, args=(tmp_path / "stderr.txt", argv))
+    child.start()
     try:
-        deadline = time.monotonic() + 60
-        while not ((out / "log.jsonl").is_file() and (out / "log.jsonl").read_text().count("\n") >= 2):
-            assert child.poll() is None and time.monotonic() < deadline, "training did not start"
-            time.sleep(0.05)
-        child.send_signal(sig)
-        _, err = child.communicate(timeout=60)
+        wait_for_log(out, child, lines=2)
+        os.kill(child.pid, sig)
+        child.join(60)
     finally:
         child.kill()
-    assert child.returncode == 128 + sig, err[-2000:]
+    err = (tmp_path / "stderr.txt").read_text()
+    assert child.exitcode == 128 + sig, err[-2000:]
     [saved] = checkpoints(out)
     assert f"Stopped by {signal.Signals(sig).name} at step {saved.name.split('-')[1]}" in err
     assert str(saved) in err and "run the same command again to resume" in err
@@ -502,17 +499,11 @@ def test_ids_given_as_a_list_or_floats_get_a_type_error_that_says_what_to_pass()
 def test_a_second_trainer_on_the_same_output_dir_is_refused_naming_the_first_and_a_dead_ones_lock_is_taken(
         tmp_path):
     batches = batches_of(random_pairs(8), B)
-    saved_pair(tmp_path / "init")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["fault_child"])
-    first = context.Process(target=fault_child.train_saved,
-                            args=(tmp_path / "init", batches, config(tmp_path / "run", steps=10**6)))
+    first = fault_child.forkserver().Process(target=fault_child.train_saved, args=(saved_pair(tmp_path / "init"), batches,
+                                                                       config(tmp_path / "run", steps=10**6)))
     first.start()
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "run" / "log.jsonl").is_file():
-            assert first.is_alive() and time.monotonic() < deadline, "the first trainer did not start"
-            time.sleep(0.05)
+        wait_for_log(tmp_path / "run", first)
         with pytest.raises(RuntimeError, match=rf"{tmp_path / 'run'} is in use by process {first.pid}"):
             Trainer(small_pair().train(), batches, config(tmp_path / "run", steps=10**6)).train()
     finally:
