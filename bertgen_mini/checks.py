@@ -190,6 +190,18 @@ def check_labels(labels, vocab_size: int, like=None) -> None:
                          f"0..{vocab_size - 1}, or -100 where no loss is wanted (padding).")
 
 
+def check_tokenizer_fits(tokenizer, model) -> None:
+    """A tokenizer paired with a model (an encoder-decoder pair or one half) has one token per row of each half's
+    vocabulary: with fewer, the model can write ids the tokenizer cannot read (a <::::> not added, an older
+    vocab.txt); with more, the text holds ids the model has no row for."""
+    for half in (model.encoder, model.decoder) if hasattr(model, "encoder") and hasattr(model, "decoder") else (model,):
+        if len(tokenizer) != half.config.vocab_size:
+            raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary has "
+                             f"{half.config.vocab_size}: they do not belong together. Load the tokenizer saved with "
+                             "this model (its folder's vocab.txt and tokenizer_config.json, with the added tokens), or "
+                             "resize the model to len(tokenizer) (bertgen_mini.vocab.resize_token_embeddings).")
+
+
 def warn_if_copying(decoder_input_ids, labels) -> None:
     """decoder_input_ids (B, T) equal to the labels (B, T) are not shifted: the model would learn to copy."""
     if labels is not None and decoder_input_ids is not None and torch.equal(decoder_input_ids, labels):
