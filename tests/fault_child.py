@@ -56,6 +56,7 @@ def train_command(stderr_path, argv):
     """`python -m bertgen_mini.train` with `argv`, its stderr (what a terminal shows) written to stderr_path; the
     process exits as the command does."""
     os.dup2(os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+    torch.set_num_threads(1)  # main() keeps it (it only lowers): on a busy machine a 2nd thread made steps 100x slower
     main(argv)
 
 
