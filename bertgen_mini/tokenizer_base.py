@@ -300,9 +300,10 @@ class Tokenizer:
                                                          **ADDED_TOKEN_FLAGS} for token in self.added_tokens}
         if self.extra_special_tokens:
             config["extra_special_tokens"] = list(self.extra_special_tokens)
+        vocabulary = self.save_vocabulary(save_directory)  # first: a full disk then leaves both old files
         config_path = save_directory / CONFIG_NAME
         atomic_write_text(config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-        return self.save_vocabulary(save_directory) + (str(config_path),)
+        return vocabulary + (str(config_path),)
 
     @classmethod
     def from_pretrained(cls, path, **overrides):
