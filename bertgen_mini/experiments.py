@@ -382,8 +382,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=None, help="the random seed of every run (default 0): rerun "
                                                                "with others to see how much a score moves")
     parser.add_argument("--keep-models", action="store_true", help="keep each run's weights (0.8 GB a run)")
-    parser.add_argument("--threads", type=at_least(1), default=1, help="CPU threads (default 1: on a shared 2-core machine "
-                                                                 "a second thread made small runs 20x slower)")
+    parser.add_argument("--threads", type=at_least(1), default=1,
+                        help="CPU threads (default 1: on a shared 2-core machine a second thread made small runs "
+                             "20x slower)")
     parser.add_argument("--estimate", action="store_true", help="print the plan and its duration, then stop")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -75,6 +75,8 @@ INPUTS = {"data": "the training pairs (--data-dir, --train-split, --train-rows, 
 # trainer_state.json's fields and their types: a damaged one is an error naming the file, not a KeyError later.
 STATE_FIELDS = {"step": int, "epoch": int, "batch_in_epoch": int, "world_size": int, "config": dict,
                 "scheduler": dict, "scaler": dict, "param_groups": list}
+# ... and those older versions did not write (checked when there): see Trainer.state and Trainer.save.
+LATER_STATE_FIELDS = {"inputs": dict, "param_names": list, "weights_sha256": str}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -233,9 +235,11 @@ def read_plain_state(folder: Path) -> dict:
         raise damaged(folder, STATE_NAME, str(err)[:200]) from None
     if not isinstance(plain, dict):
         raise damaged(folder, STATE_NAME, f"it holds a {type(plain).__name__}, not an object")
-    for name, kind in STATE_FIELDS.items():
+    for name, kind in {**STATE_FIELDS, **LATER_STATE_FIELDS}.items():
         value = plain.get(name)
         if name not in plain:
+            if name in LATER_STATE_FIELDS:
+                continue
             raise damaged(folder, STATE_NAME, f"{name} is missing")
         minimum = 1 if name == "world_size" else 0
         if not fits(value, kind) or (kind is int and value < minimum):
@@ -244,6 +248,9 @@ def read_plain_state(folder: Path) -> dict:
     for group in plain["param_groups"]:
         if not (isinstance(group, dict) and isinstance(group.get("params"), list) and len(group.get("betas", ())) == 2):
             raise damaged(folder, STATE_NAME, f"param_groups holds {str(group)[:60]}, not an optimizer's group")
+    if not all(isinstance(group, list) and all(isinstance(name, str) for name in group)
+               for group in plain.get("param_names", [])):
+        raise damaged(folder, STATE_NAME, "param_names is not a list of name lists, one per parameter group")
     return plain
 
 
@@ -281,7 +288,8 @@ def check_optimizer_state(folder: Path, state: dict, optimizer, names: dict) -> 
                  for i, (old, new) in enumerate(zip(saved_groups, groups)) if len(old["params"]) != len(new["params"])]
     now_names = [[names[id(p)] for p in group["params"]] for group in groups]
     if not problems and state.get("param_names", now_names) != now_names:
-        old, new = next((a, b) for a, b in zip(sum(state["param_names"], []), sum(now_names, [])) if a != b)
+        old, new = next(((a, b) for a, b in zip(sum(state["param_names"], []), sum(now_names, [])) if a != b),
+                        (f"{len(sum(state['param_names'], []))} names", f"{len(sum(now_names, []))}"))
         problems.append(f"the parameters are in another order: {old} in the checkpoint where {new} is now")
     params = [(p, group) for group in groups for p in group["params"]]  # numbered in this order in the saved state
     for index, moments in sorted(state["optimizer"]["state"].items()):
@@ -531,8 +539,12 @@ class Trainer:
             append_text(self.output_dir / LOG_NAME, json.dumps(record) + "\n")  # never through a link
 
     # ---------------------------------------------------------------------------------------------- checkpoints
+    def parameter_names(self) -> dict:
+        """id(parameter) -> its name in the model."""
+        return {id(p): name for name, p in self.model.named_parameters()}
+
     def state(self) -> dict:
-        names = {id(p): name for name, p in self.model.named_parameters()}
+        names = self.parameter_names()
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "cpu_rng": torch.get_rng_state(),
@@ -566,8 +578,7 @@ class Trainer:
         scheduler (on this run's learning rates and length), RNG."""
         state = read_state(folder)
         self.check_resume(folder, state)
-        check_optimizer_state(folder, state, self.optimizer,
-                              {id(p): name for name, p in self.model.named_parameters()})
+        check_optimizer_state(folder, state, self.optimizer, self.parameter_names())
         load_state(self.model, read_state_dict(folder), str(folder))
         peak_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]  # this run's, before the load
         self.optimizer.load_state_dict(state["optimizer"])

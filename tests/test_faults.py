@@ -371,7 +371,8 @@ def test_a_kill_during_a_save_keeps_the_last_checkpoint_and_the_resume_is_exact(
     batches = batches_of(random_pairs(12), B)
     small_pair(hidden_dropout_prob=0.1).save_pretrained(tmp_path / "init")
     child = fault_child.forkserver().Process(  # a fresh process; torch is imported once for all three
-        target=fault_child.train_and_die, args=(tmp_path / "init", batches, config(tmp_path / "b", save_every=1), kill_at))
+        target=fault_child.train_and_die,
+        args=(tmp_path / "init", batches, config(tmp_path / "b", save_every=1), kill_at))
     child.start()
     child.join()
     assert child.exitcode == -signal.SIGKILL

@@ -328,7 +328,8 @@ def test_attention_mask_values_other_than_0_and_1_are_refused():
 @pytest.mark.parametrize("setting, match", [
     ({"eos_token_id": -1}, r"eos_token_id=-1"), ({"pad_token_id": -2}, r"pad_token_id=-2"),
     ({"decoder_start_token_id": -1}, r"decoder_start_token_id=-1"),
-    ({"no_repeat_ngram_size": -1}, r"no_repeat_ngram_size=-1"), ({"length_penalty": float("nan")}, r"length_penalty=nan"),
+    ({"no_repeat_ngram_size": -1}, r"no_repeat_ngram_size=-1"),
+    ({"length_penalty": float("nan")}, r"length_penalty=nan"),
     ({"min_new_tokens": -1}, r"min_new_tokens=-1")])
 def test_generation_settings_that_would_silently_change_the_output_are_refused(setting, match):
     with pytest.raises(ValueError, match=match):
@@ -501,8 +502,8 @@ def test_ids_given_as_a_list_or_floats_get_a_type_error_that_says_what_to_pass()
 def test_a_second_trainer_on_the_same_output_dir_is_refused_naming_the_first_and_a_dead_ones_lock_is_taken(
         tmp_path):
     batches = batches_of(random_pairs(8), B)
-    first = fault_child.forkserver().Process(target=fault_child.train_saved, args=(saved_pair(tmp_path / "init"), batches,
-                                                                       config(tmp_path / "run", steps=10**6)))
+    first = fault_child.forkserver().Process(target=fault_child.train_saved, args=(
+        saved_pair(tmp_path / "init"), batches, config(tmp_path / "run", steps=10**6)))
     first.start()
     try:
         wait_for_log(tmp_path / "run", first)
