@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,15 +26,16 @@ from bertgen_mini.metrics import corpus_bleu, exact_match, score_all
 from bertgen_mini.recipes import param_groups
 from bertgen_mini.train import STATE_NAME, TENSORS_NAME, Trainer, TrainConfig, checkpoints, train
 from reference import SMALL, small_pair
-from test_experiments import LINES
+from test_experiments import LINES, tiny  # noqa: F401  (tiny: a fixture, a BERT folder and WikiSplit-like data)
 from test_recipes import save_tiny_bert, write_vocab
 from test_train import B, batches_of, config, random_pairs
 from test_train import one_thread  # noqa: F401  (its autouse fixture: tiny models run fastest on one thread)
 
+
 def in_child(fn, *args, timeout=60):
-    """fn(*args) in a fresh process (torch and bertgen_mini preloaded once); returns (exit code, how fn ended).
-    A child still running after `timeout` seconds is killed, and the test fails: it hung."""
-    outcome = Path(os.environ.get("TMPDIR", "/tmp")) / f"outcome-{os.getpid()}-{time.monotonic_ns()}.txt"
+    """fn(*args) in a fresh process (see fault_child.forkserver); returns (exit code, how fn ended). A child still
+    running after `timeout` seconds is killed, and the test fails: it hung."""
+    outcome = Path(tempfile.gettempdir()) / f"outcome-{os.getpid()}-{time.monotonic_ns()}.txt"
     child = fault_child.forkserver().Process(target=fault_child.report, args=(outcome, fn, *args))
     child.start()
     child.join(timeout)
@@ -93,16 +95,6 @@ def test_optimizer_groups_of_another_layout_are_refused_naming_the_file(tmp_path
 
 # ------------------------------------------------------------------------- 2: no work lost
 
-@pytest.fixture
-def tiny_world(tmp_path):
-    """(tiny BERT folder, folder with WikiSplit-like tune.tsv and validation.tsv in its vocabulary)."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("tune.tsv", "validation.tsv"):
-        (data / name).write_text("\n".join(LINES * 2) + "\n", encoding="utf-8")
-    return save_tiny_bert(tmp_path / "bert"), data
-
-
 def wait_for_log(out, child, lines=1):
     deadline = time.monotonic() + 60
     while not ((out / "log.jsonl").is_file() and (out / "log.jsonl").read_text().count("\n") >= lines):
@@ -111,8 +103,8 @@ def wait_for_log(out, child, lines=1):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_saves_a_checkpoint_says_how_to_resume_and_exits_128_plus_the_signal(tmp_path, tiny_world, sig):
-    bert, data = tiny_world
+def test_a_stop_signal_saves_a_checkpoint_says_how_to_resume_and_exits_128_plus_the_signal(tmp_path, tiny, sig):
+    bert, data = tiny
     out = tmp_path / "run"
     argv = ["--bert-dir", str(bert), "--data-dir", str(data), "--output-dir", str(out), "--steps", "100000",
             "--batch-size", "2", "--warmup-steps", "0", "--eval-rows", "0", "--max-source-len", "24",
@@ -205,7 +197,7 @@ def test_a_full_disk_during_a_checkpoint_names_the_file_and_leaves_no_empty_fold
     """A real write failure (a file-size limit: the write fails with EFBIG, as it would with ENOSPC on a full disk)
     makes safetensors raise its own SafetensorError, not an OSError."""
     batches = batches_of(random_pairs(8), B)
-    code, outcome = in_child(fault_child.with_file_size_limit, 4096, fault_child.train_saved,
+    _, outcome = in_child(fault_child.with_file_size_limit, 4096, fault_child.train_saved,
                              saved_pair(tmp_path / "init"), batches, config(tmp_path / "run", steps=1))
     assert re.match(r"OSError: .*Could not write .*checkpoint-1/model.safetensors", outcome), outcome
     assert not (tmp_path / "run" / "checkpoint-1").exists()
@@ -215,7 +207,7 @@ def test_a_full_disk_during_a_tokenizer_save_keeps_the_old_files_whole(tmp_path)
     write_vocab(tmp_path / "tok", size=1200)  # about 6 kB
     before = {name: (tmp_path / "tok" / name).read_bytes() for name in ("vocab.txt", "tokenizer_config.json")
               if (tmp_path / "tok" / name).exists()}
-    code, outcome = in_child(fault_child.with_file_size_limit, 4096, fault_child.save_tokenizer, tmp_path / "tok")
+    _, outcome = in_child(fault_child.with_file_size_limit, 4096, fault_child.save_tokenizer, tmp_path / "tok")
     assert re.match(r"OSError: .*Could not write .*tok/vocab.txt", outcome), outcome
     assert {name: (tmp_path / "tok" / name).read_bytes() for name in ("vocab.txt", "tokenizer_config.json")
             if (tmp_path / "tok" / name).exists()} == before  # both files as they were: none written
@@ -405,7 +397,7 @@ def test_a_tokenizer_shorter_than_the_models_vocabulary_is_refused_where_they_ar
 
 def test_a_config_json_that_is_a_fifo_is_refused_at_once_not_waited_on(tmp_path):
     os.mkfifo(tmp_path / "config.json")
-    code, outcome = in_child(fault_child.load_config, tmp_path, timeout=20)
+    _, outcome = in_child(fault_child.load_config, tmp_path, timeout=20)
     assert outcome.startswith("ValueError") and "config.json is a FIFO" in outcome, outcome
 
 
