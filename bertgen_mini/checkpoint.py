@@ -11,6 +11,7 @@ that silently drops or converts weights gives a model that runs but computes som
 and stores tied tensors once, under the names transformers keeps.
 """
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .files import atomic_write, checkpoint_dir
+from .files import atomic_write, checkpoint_dir, read_text, regular_file
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -31,16 +32,20 @@ KNOWN_MODEL_TYPES = {"gpt2": "GPT-2", "roberta": "RoBERTa", "xlm-roberta": "XLM-
                      "albert": "ALBERT", "electra": "ELECTRA", "t5": "T5", "bart": "BART"}
 
 
-def read_json(path) -> dict:
-    """A config.json as a dict, with errors that name the file."""
+def read_json(path, what: str = "a checkpoint folder needs its config.json"):
+    """The JSON value in the regular file `path` (at most files.MAX_SETTINGS_BYTES), with errors that name the file:
+    FileNotFoundError (`what` says why the file is needed), ValueError for invalid JSON, a FIFO, a device or a huge
+    file (see files.read_bytes)."""
     path = Path(path)
     if path.parent.is_file():
         raise NotADirectoryError(f"{path.parent} is a file; pass the checkpoint folder that holds it "
                                  f"({path.parent.parent}).")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist: a checkpoint folder needs its config.json.") from None
+        if path.is_symlink():
+            raise  # regular_file's message: a link to a missing file
+        raise FileNotFoundError(f"{path} does not exist: {what}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}); the file is damaged, copy it again.") from None
 
@@ -60,23 +65,30 @@ def check_model_type(values: dict) -> None:
                      "('bert-generation') checkpoints, e.g. bertgen_mini.default_bert_dir().")
 
 
-def read_state_dict(directory) -> dict:
-    """Tensors of the checkpoint in `directory`, by name. Clear errors for a missing or damaged folder."""
+def weights_file(directory) -> Path:
+    """The weights file of the checkpoint folder `directory`: model.safetensors, else pytorch_model.bin. Clear errors
+    for a missing folder or file, and for a weights file that is not a regular file (a FIFO would hang the read)."""
     directory = checkpoint_dir(directory)
-    safetensors_file, bin_file = directory / WEIGHTS_NAME, directory / "pytorch_model.bin"
-    if safetensors_file.is_file():
-        try:
-            return load_file(safetensors_file)
-        except (SafetensorError, OSError) as err:
-            raise ValueError(f"{safetensors_file} is damaged ({err}). Copy or download the checkpoint again.") from None
-    if bin_file.is_file():
-        try:
-            return torch.load(bin_file, map_location="cpu", weights_only=True)
-        except Exception as err:  # weights_only=True refuses any object but tensors and plain values: no code runs
-            raise ValueError(f"{bin_file} could not be read as plain tensors ({str(err)[:300]}). It may hold code "
-                             f"rather than weights: re-save it as {WEIGHTS_NAME} from a source you trust.") from None
+    for name in (WEIGHTS_NAME, "pytorch_model.bin"):
+        if os.path.lexists(directory / name):
+            return regular_file(directory / name)
     raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME} (nor pytorch_model.bin). Is this the right folder? "
                             f"It holds: {sorted(p.name for p in directory.iterdir())[:10]}")
+
+
+def read_state_dict(directory) -> dict:
+    """Tensors of the checkpoint in `directory`, by name. Clear errors for a missing or damaged folder."""
+    path = weights_file(directory)
+    if path.name == WEIGHTS_NAME:
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{path} is damaged ({err}). Copy or download the checkpoint again.") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # weights_only=True refuses any object but tensors and plain values: no code runs
+        raise ValueError(f"{path} could not be read as plain tensors ({str(err)[:300]}). It may hold code "
+                         f"rather than weights: re-save it as {WEIGHTS_NAME} from a source you trust.") from None
 
 
 def canonical_name(name: str) -> str:

@@ -6,6 +6,7 @@ trained as token 0, an empty batch with a finite loss. Each check is a few compa
 over the ids, small next to the forward pass it guards.
 """
 import dataclasses
+import os
 import typing
 import warnings
 
@@ -23,14 +24,53 @@ def fits(value, kind) -> bool:
     return isinstance(value, kind)
 
 
+def check_type(name: str, value, annotation) -> None:
+    """Raise a TypeError naming `name` when `value` fits none of the types in `annotation` (int, str | None, ...)."""
+    kinds = typing.get_args(annotation) or (annotation,)
+    if not any(fits(value, kind) for kind in kinds):
+        wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+        raise TypeError(f"{name}={value!r} is a {type(value).__name__}: give it as {wanted}.")
+
+
 def check_field_types(settings) -> None:
     """Raise a TypeError naming the first field of the dataclass `settings` whose value has the wrong type."""
     for field in dataclasses.fields(settings):
-        value, kinds = getattr(settings, field.name), typing.get_args(field.type) or (field.type,)
-        if not any(fits(value, kind) for kind in kinds):
-            wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
-            raise TypeError(f"{type(settings).__name__}.{field.name}={value!r} is a {type(value).__name__}: "
-                            f"give it as {wanted}.")
+        check_type(f"{type(settings).__name__}.{field.name}", getattr(settings, field.name), field.type)
+
+
+# The sizes of BERT-large (Devlin et al. 2019), the largest checkpoint BertGeneration was published with: a config that
+# cannot fit in memory is named by the size furthest above these, the likeliest typo.
+LARGE_SIZES = {"vocab_size": 50358, "hidden_size": 1024, "num_hidden_layers": 24, "intermediate_size": 4096,
+               "max_position_embeddings": 512}
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory (2**40 where the platform does not say: Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2**40
+
+
+def parameter_count(config) -> int:
+    """Parameters of one encoder or decoder built from `config`: embeddings (V + P) x d, then per layer the attention
+    maps 4 (d^2 + d) (twice with cross-attention), the feed-forward 2 d i + i + d, and the LayerNorms."""
+    d, i = config.hidden_size, config.intermediate_size
+    attention = 4 * (d * d + d) + 2 * d
+    layer = attention * (2 if config.add_cross_attention else 1) + 2 * d * i + i + d + 2 * d
+    return (config.vocab_size + config.max_position_embeddings + 2) * d + config.num_hidden_layers * layer
+
+
+def check_size(config) -> None:
+    """Refuse a config whose fp32 weights alone would not fit in this machine's memory, naming the size that is
+    furthest above BERT-large's: building it would allocate until the machine gives out."""
+    needed, memory = 4 * parameter_count(config), memory_bytes()
+    if needed > memory:
+        name = max(LARGE_SIZES, key=lambda field: getattr(config, field) / LARGE_SIZES[field])
+        sizes = ", ".join(f"{field}={getattr(config, field)}" for field in LARGE_SIZES)
+        raise ValueError(f"{name}={getattr(config, name)} makes a model of {needed / 4:.3g} parameters "
+                         f"({needed / 2**30:,.0f} GiB in fp32), more than this machine's {memory / 2**30:.0f} GiB of "
+                         f"memory. Is {name} right? Check the config (config.json): {sizes}.")
 
 
 def check_config(config) -> None:
@@ -52,6 +92,7 @@ def check_config(config) -> None:
     if config.pad_token_id is not None and config.pad_token_id >= config.vocab_size:
         raise ValueError(f"pad_token_id={config.pad_token_id} is outside the vocabulary (vocab_size="
                          f"{config.vocab_size}): set vocab_size to the tokenizer's len(tokenizer).")
+    check_size(config)
     if config.hidden_size % config.num_attention_heads:
         raise ValueError(
             f"hidden_size ({config.hidden_size}) must be a multiple of num_attention_heads "
@@ -85,6 +126,7 @@ def check_inputs(config, input_ids, inputs_embeds, attention_mask, encoder_state
     ((B, past + T) with a cache); and an encoder mask (B, S) that matches the encoder states (B, S, d)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+    check_ids_tensor(input_ids)
     tokens = input_ids if input_ids is not None else inputs_embeds
     name = "input_ids" if input_ids is not None else "inputs_embeds"
     if tokens.dim() != (2 if input_ids is not None else 3) or 0 in tokens.shape:
@@ -109,6 +151,26 @@ def check_inputs(config, input_ids, inputs_embeds, attention_mask, encoder_state
     if encoder_mask is not None and encoder_states is not None and encoder_mask.shape != encoder_states.shape[:2]:
         raise ValueError(f"The encoder attention_mask has shape {tuple(encoder_mask.shape)} but the encoder states "
                          f"{tuple(encoder_states.shape[:2])}: pass the source's own (batch, source_length) mask.")
+    check_mask_values(attention_mask, "attention_mask")
+    check_mask_values(encoder_mask, "encoder attention_mask")
+
+
+def check_ids_tensor(input_ids, name: str = "input_ids") -> None:
+    """input_ids, when given, must be an integer tensor: a list or floats would fail deep inside the embedding."""
+    if input_ids is not None and (not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point()
+                                  or input_ids.is_complex() or input_ids.dtype == torch.bool):
+        what = f"a {input_ids.dtype} tensor" if isinstance(input_ids, torch.Tensor) else f"a {type(input_ids).__name__}"
+        raise TypeError(f"{name} is {what}: pass a LongTensor of token ids, e.g. the tokenizer's "
+                        "return_tensors='pt' output or torch.tensor(ids) (ids.long() for whole-number floats).")
+
+
+def check_mask_values(mask, name: str) -> None:
+    """A mask holds 1 (attend) and 0 (padding) only: any other value is scaled into the attention scores and changes
+    the output without a word. (Read from the values, so compiled runs skip it, as they skip the id range.)"""
+    if mask is not None and not torch.compiler.is_compiling() and ((mask != 0) & (mask != 1)).any():
+        bad = mask[(mask != 0) & (mask != 1)][0].item()
+        raise ValueError(f"{name} holds values other than 0 and 1 (e.g. {bad}): 1 marks a token to attend to, 0 "
+                         "padding. Pass the tokenizer's attention_mask, or (mask > 0).long().")
 
 
 def check_labels(labels, vocab_size: int, like=None) -> None:
@@ -126,6 +188,18 @@ def check_labels(labels, vocab_size: int, like=None) -> None:
         row, col = (int(i) for i in bad.nonzero()[0])
         raise ValueError(f"labels[{row}, {col}] = {int(labels[row, col])} is not a token id: labels must be ids in "
                          f"0..{vocab_size - 1}, or -100 where no loss is wanted (padding).")
+
+
+def check_tokenizer_fits(tokenizer, model) -> None:
+    """A tokenizer paired with a model (an encoder-decoder pair or one half) has one token per row of each half's
+    vocabulary: with fewer, the model can write ids the tokenizer cannot read (a <::::> not added, an older
+    vocab.txt); with more, the text holds ids the model has no row for."""
+    for half in (model.encoder, model.decoder) if hasattr(model, "encoder") and hasattr(model, "decoder") else (model,):
+        if len(tokenizer) != half.config.vocab_size:
+            raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary has "
+                             f"{half.config.vocab_size}: they do not belong together. Load the tokenizer saved with "
+                             "this model (its folder's vocab.txt and tokenizer_config.json, with the added tokens), or "
+                             "resize the model to len(tokenizer) (bertgen_mini.vocab.resize_token_embeddings).")
 
 
 def warn_if_copying(decoder_input_ids, labels) -> None:

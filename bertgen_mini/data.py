@@ -161,10 +161,11 @@ def _byte_lines(path: Path):
 
 
 def _decoded(byte_lines, origin: str):
-    """Text lines from byte lines; a line that is not UTF-8 is an error naming the file and the line."""
+    """Text lines from byte lines; a line that is not UTF-8 is an error naming the file and the line. A byte order
+    mark opening the file (some editors write one) is dropped: kept, it would start the first source."""
     for number, line in enumerate(byte_lines, start=1):
         try:
-            yield line.decode("utf-8")
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as err:
             raise ValueError(f"{origin}, line {number}, is not UTF-8 text ({err.reason} at byte {err.start}): "
                              f"WikiSplit files are UTF-8; re-save the file as UTF-8 or download it again.") from None

@@ -14,9 +14,11 @@ import json
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
+from .checks import check_tokenizer_fits
 from .data import load_wikisplit
-from .files import atomic_write_text, check_writable
+from .files import atomic_write_text, check_writable, checkpoint_dir
 from .metrics import score_all
 
 # Scoring reads whole sources and leaves room for whole splits, whatever lengths training used: a model trained on
@@ -41,14 +43,21 @@ def decode(ids, tokenizer) -> list[str]:
 
 @torch.no_grad()
 def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int | None = None,
-            max_new_tokens: int | None = None, num_beams: int = 1) -> list[str]:
+            max_new_tokens: int | None = None, num_beams: int = 1, progress: bool = False) -> list[str]:
     """Generated text for each source string (greedy, or beam search with num_beams > 1), in input order.
     Lengths left as None read up to EVAL_MAX_LEN tokens of each source and write up to EVAL_MAX_LEN new ones,
-    fewer where the model has fewer positions."""
+    fewer where the model has fewer positions; lengths given are checked against those positions before anything
+    is generated. progress: a tqdm bar over the batches."""
     for name, value in (("batch_size", batch_size), ("max_source_len", max_source_len),
                         ("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
         if value is not None and value < 1:
             raise ValueError(f"{name}={value}: must be at least 1.")
+    for name, value, half in (("max_source_len", max_source_len, "encoder"), ("max_new_tokens", max_new_tokens,
+                                                                              "decoder")):
+        positions = getattr(model, half).config.max_position_embeddings
+        if value is not None and value > positions:  # caught now, not when the first long source comes
+            raise ValueError(f"{name} (--{name.replace('_', '-')} {value}) is more than the {half}'s {positions} "
+                             f"positions: pass at most {positions}.")
     if max_source_len is None:
         max_source_len = min(EVAL_MAX_LEN, model.encoder.config.max_position_embeddings)
     if max_new_tokens is None:
@@ -56,7 +65,7 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
     was_training = model.training
     model.eval()
     predictions = []
-    for start in range(0, len(sources), batch_size):
+    for start in tqdm(range(0, len(sources), batch_size), disable=not progress, unit="batch", desc="generating"):
         enc = tokenizer(list(sources[start:start + batch_size]), padding=True, truncation=True,
                         max_length=max_source_len, return_tensors="pt").to(model.device)
         out = model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
@@ -67,16 +76,16 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
 
 
 def evaluate(model, tokenizer, pairs, batch_size: int = 32, max_source_len: int | None = None,
-             max_new_tokens: int | None = None, num_beams: int = 1) -> tuple[dict, list[dict]]:
+             max_new_tokens: int | None = None, num_beams: int = 1, progress: bool = False) -> tuple[dict, list[dict]]:
     """Scores of `model` on `pairs` (Pair(source, target) from data.load_wikisplit) and the rows behind them.
     Returns (scores, [{"source", "prediction", "reference"}, ...]): scores holds metrics.score_all's "exact",
     "sari", "sari_t2t" and "bleu", and the same but "exact" for the source itself as the prediction ("sari_copy",
     ...): the bar a splitting model must clear (copying scores 30 on the published SARI but 63 on sari_t2t, which
-    counts deleting nothing as perfect deletion)."""
+    counts deleting nothing as perfect deletion). progress: a tqdm bar over the generated batches."""
     sources = round_trip([p.source for p in pairs], tokenizer)
     references = round_trip([p.target for p in pairs], tokenizer)
     predictions = predict(model, tokenizer, [p.source for p in pairs], batch_size, max_source_len, max_new_tokens,
-                          num_beams)
+                          num_beams, progress)
     scores = score_all(sources, predictions, references)
     copy = score_all(sources, sources, references)
     scores.update({f"{name}_copy": value for name, value in copy.items() if name != "exact"})
@@ -113,18 +122,21 @@ def main(argv=None):
                                                            "(default: the model folder)")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads())) if not torch.cuda.is_available() else None
-    out = Path(args.output_dir or args.model_dir)
+    # check_writable creates its folder: the model's is checked to exist first, so a mistyped one is not created
+    out = Path(args.output_dir) if args.output_dir else checkpoint_dir(args.model_dir)
     check_writable(out)  # before the generation, which can take an hour
-    model = EncoderDecoderModel.from_pretrained(args.model_dir).to(pick_device())
-    tokenizer = BertTokenizer.from_pretrained(args.model_dir)
+    model_dir = checkpoint_dir(args.model_dir)
+    model = EncoderDecoderModel.from_pretrained(model_dir).to(pick_device())
+    tokenizer = BertTokenizer.from_pretrained(model_dir)
+    check_tokenizer_fits(tokenizer, model)
     pairs = load_wikisplit(args.split, args.data_dir, args.task)
     pairs = pairs[:args.rows] if args.rows else pairs
     scores, rows = evaluate(model, tokenizer, pairs, args.batch_size, args.max_source_len, args.max_new_tokens,
-                            args.num_beams)
+                            args.num_beams, progress=True)
+    print(json.dumps(scores), flush=True)  # before the files: a write that fails loses nothing computed
     atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(out / "metrics.json", json.dumps({**scores, "split": args.split, "rows": len(pairs),
                                                          "num_beams": args.num_beams}, indent=2) + "\n")
-    print(json.dumps(scores))
     return scores
 
 

@@ -10,13 +10,15 @@ then concatenate their CSVs: 1.6 hours for the README's sweep.
 
 A sweep writes one results row per (task, recipe) the moment that run is scored, and its learning curve
 (validation SARI every eval_every steps) to a second CSV beside it. Run the same command again after an
-interruption: rows already written are skipped, and a half-trained run resumes from its last checkpoint
+interruption: rows already written with the same settings are skipped (each row records a hash of the settings that
+made it; a row made with others is run again), and a half-trained run resumes from its last checkpoint
 (bertgen_mini.train's exact resume). References: Rothe, Narayan & Severyn, "Leveraging Pre-trained Checkpoints for
 Sequence Generation Tasks", TACL 2020 (the recipes, the WikiSplit and fusion experiments); Botha et al., EMNLP 2018
 (WikiSplit).
 """
 import argparse
 import csv
+import hashlib
 import json
 import shutil
 import time
@@ -25,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .data import TASKS, load_wikisplit
-from .evaluate import evaluate, round_trip
+from .evaluate import at_least, evaluate, round_trip
 from .files import atomic_write_text
 from .metrics import score_all
 from .recipes import PRESETS, RECIPES
@@ -34,7 +36,9 @@ from .train import LOG_NAME, TrainConfig, checkpoints, train
 from .paths import default_bert_dir
 
 BASELINE = "copy"  # the row for "predict the source unchanged": the bar every model must clear
-RESULT_COLUMNS = ("task", "recipe", "exact", "sari", "sari_t2t", "bleu", "loss", "steps", "rows", "minutes")
+RESULT_COLUMNS = ("task", "recipe", "exact", "sari", "sari_t2t", "bleu", "loss", "steps", "rows", "minutes",
+                  "settings")  # settings: settings_id of what made the row
+TEXT_COLUMNS = ("task", "recipe", "settings")
 CURVE_COLUMNS = ("task", "recipe", "step", "sari", "sari_t2t", "exact", "bleu")
 METRIC_NAMES = {"sari": "SARI", "sari_t2t": "SARI (t2t: deletion by precision)", "exact": "exact match",
                 "bleu": "BLEU"}
@@ -65,6 +69,14 @@ def sweep_settings(quick: bool, **overrides) -> dict:
     return settings
 
 
+def settings_id(settings: dict, bert_dir=None, data_dir=None) -> str:
+    """A short hash of what makes a sweep's rows (its settings, the BERT and data folders): a results row is reused
+    only by a sweep with the same one."""
+    made_by = {**settings, "bert_dir": None if bert_dir is None else str(bert_dir),
+               "data_dir": None if data_dir is None else str(data_dir)}
+    return hashlib.sha1(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:10]
+
+
 def estimate_seconds(settings: dict, runs: int) -> float:
     """Rough wall-clock seconds for `runs` trainings with these settings, one after another on one CPU core."""
     train_s = settings["steps"] * settings["batch_size"] * SECONDS_PER_STEP_PER_PAIR
@@ -76,14 +88,15 @@ def estimate_seconds(settings: dict, runs: int) -> float:
 # ---------------------------------------------------------------------------------------------------- CSV files
 
 def read_rows(path) -> list[dict]:
-    """The rows of a results or curves CSV (numbers as floats, steps as ints); [] when the file is missing."""
+    """The rows of a results or curves CSV (numbers as floats, steps as ints; a results file written before rows
+    recorded their settings has no "settings"); [] when the file is missing."""
     if not Path(path).is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
         for key, value in row.items():
-            if key not in ("task", "recipe"):
+            if key not in TEXT_COLUMNS:
                 row[key] = int(value) if key in ("step", "steps", "rows") else float(value)
     return rows
 
@@ -205,29 +218,37 @@ def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RE
         if unknown:
             raise ValueError(f"Unknown {name} {unknown}: choose from {', '.join(known)}.")
     settings = sweep_settings(quick, **overrides)
+    made_by = settings_id(settings, bert_dir, data_dir)
     if quick:  # a two-layer MiniLM that knows only the words these sentences use: ten runs in about a minute
         bert_dir = quick_bert(bert_dir, run_dir, settings, data_dir)
     rows, curves = read_rows(results_csv), read_rows(curves_path(results_csv))
-    done = {(r["task"], r["recipe"]) for r in rows}
+    done = {(r["task"], r["recipe"]) for r in rows if r.get("settings") == made_by}
+    stale = [f"{r['task']}/{r['recipe']}" for r in rows if (r["task"], r["recipe"]) not in done
+             and r["task"] in tasks and r["recipe"] in (BASELINE, *recipes)]
+    if stale:
+        print(f"{results_csv} holds rows made with other settings (or before rows recorded them): "
+              f"{', '.join(stale)} will run again.")
     todo = [(t, r) for t in tasks for r in recipes if (t, r) not in done]
     estimate = "about a minute" if quick else f"about {estimate_seconds(settings, len(todo)) / 3600:.1f} h"
     print(f"{len(todo)} of {len(tasks) * len(recipes)} runs to do, {settings['steps']} steps each: {estimate} on "
           f"one CPU core. Results: {results_csv}")
     tokenizer = BertTokenizer.from_pretrained(bert_dir or default_bert_dir())
+
+    def replace_row(row):  # the row of (task, recipe), whatever an earlier sweep wrote there, then the file
+        rows[:] = [r for r in rows if (r["task"], r["recipe"]) != (row["task"], row["recipe"])] + [row]
+        write_rows(results_csv, rows, RESULT_COLUMNS)
     for task in tasks:
         if (task, BASELINE) not in done:
-            rows.append(copy_baseline(task, tokenizer, settings["final_rows"], data_dir))
-            write_rows(results_csv, rows, RESULT_COLUMNS)
+            replace_row({**copy_baseline(task, tokenizer, settings["final_rows"], data_dir), "settings": made_by})
         for recipe in recipes:
             if (task, recipe) in done:
                 continue
             print(f"--- {task}: {recipe}")
             row, curve = run_recipe(task, recipe, Path(run_dir) / task / recipe, settings, bert_dir, data_dir,
                                     keep_models)
-            rows.append(row)
             curves = [c for c in curves if (c["task"], c["recipe"]) != (task, recipe)] + curve
             write_rows(curves_path(results_csv), curves, CURVE_COLUMNS)
-            write_rows(results_csv, rows, RESULT_COLUMNS)  # last: a row means its curve is already saved
+            replace_row({**row, "settings": made_by})  # last: a row means its curve is already saved
     return rows
 
 
@@ -253,6 +274,8 @@ def plot_learning_curves(curves: list[dict], rows: list[dict] = (), save=None, m
     import matplotlib.pyplot as plt
 
     tasks = [t for t in TASKS if any(c["task"] == t for c in curves)]
+    if not tasks:
+        raise ValueError("No learning-curve points to plot: the runs were scored only at the end (eval_every=0).")
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.6), squeeze=False, sharey=True)
     for ax, task in zip(axes[0], tasks):
         for recipe in RECIPES:
@@ -350,15 +373,18 @@ def main(argv=None):
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
     parser.add_argument("--bert-dir", default=None, help="BERT checkpoint folder (default: the bundled MiniLM)")
     parser.add_argument("--data-dir", default=None, help="folder with WikiSplit tune.tsv and validation.tsv")
-    parser.add_argument("--steps", type=int, default=None, help="override the budget's optimizer steps")
-    parser.add_argument("--final-rows", type=int, default=None, help="validation pairs the table is scored on")
-    parser.add_argument("--eval-every", type=int, default=None, help="steps between the learning curve's points")
-    parser.add_argument("--eval-rows", type=int, default=None, help="validation pairs each curve point is scored on")
+    parser.add_argument("--steps", type=at_least(1), default=None, help="override the budget's optimizer steps")
+    parser.add_argument("--final-rows", type=at_least(1), default=None, help="validation pairs the table is scored on")
+    parser.add_argument("--eval-every", type=at_least(0), default=None, help="steps between the learning curve's "
+                                                                            "points (0: no curve)")
+    parser.add_argument("--eval-rows", type=at_least(0), default=None, help="validation pairs each curve point is "
+                                                                           "scored on")
     parser.add_argument("--seed", type=int, default=None, help="the random seed of every run (default 0): rerun "
                                                                "with others to see how much a score moves")
     parser.add_argument("--keep-models", action="store_true", help="keep each run's weights (0.8 GB a run)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: on a shared 2-core machine "
-                                                                 "a second thread made small runs 20x slower)")
+    parser.add_argument("--threads", type=at_least(1), default=1,
+                        help="CPU threads (default 1: on a shared 2-core machine a second thread made small runs "
+                             "20x slower)")
     parser.add_argument("--estimate", action="store_true", help="print the plan and its duration, then stop")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -377,7 +403,11 @@ def main(argv=None):
     rows = run_sweep(results, args.run_dir or f"runs/paper_sweep{suffix}", args.quick, args.tasks, args.recipes,
                      args.bert_dir, args.data_dir, args.keep_models, **overrides)
     print(results_table(rows))
-    plot_learning_curves(read_rows(curves_path(results)), rows, save=Path(results).with_suffix(".png"))
+    curves = read_rows(curves_path(results))
+    if curves:
+        plot_learning_curves(curves, rows, save=Path(results).with_suffix(".png"))
+    else:
+        print("The sweep has no learning-curve points (--eval-every 0 scores only at the end): no figure drawn.")
     return rows
 
 

@@ -10,15 +10,31 @@ Outputs start with the decoder start token and, once a row has produced the end 
 References: Sutskever et al. 2014 and Wu et al. 2016 (beam search, length penalty); transformers'
 `GenerationMixin.generate` (`_sample`, `_beam_search`), whose token choices this module reproduces exactly.
 """
+import math
 import warnings
 from dataclasses import dataclass
 
 import torch
 
+from .checks import check_field_types, check_ids_tensor
 from .kv_cache import KVCache
 from .beam_search import beam_search
 from .logits_processors import process_scores
 from .outputs import ModelOutput
+
+
+# Beams (or samples) per source at most. Each one keeps a row of scores over the vocabulary and a key/value cache
+# per layer, so the cost grows with it; published beam search uses 4 to 10 beams (more hurts: Koehn & Knowles 2017).
+# 1,024 is two orders of magnitude above that, and still small enough to refuse a typo (10**6) before it allocates.
+MAX_COPIES = 1024
+
+
+def check_token_id(name: str, value, vocab_size: int) -> None:
+    """A token id setting (int or None) inside the decoder's vocabulary: one outside it would be fed back to the
+    decoder, and the error would blame the input text."""
+    if value is not None and not 0 <= value < vocab_size:
+        raise ValueError(f"{name}={value} is outside the decoder's vocabulary (ids 0..{vocab_size - 1}): pass "
+                         f"{name}=... or set model.config.{name} to an id of this vocabulary.")
 
 
 @dataclass
@@ -44,11 +60,33 @@ class GenerationSettings:
     output_attentions: bool = False   # return_dict_in_generate: cross-attention of the generated sequences
 
     def check(self):
-        """Raise a ValueError that says what to change for settings that cannot work together."""
+        """Raise a TypeError for a setting of the wrong type and a ValueError, saying what to change, for settings
+        that cannot work or would silently change the output."""
+        check_field_types(self)
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens}: ask for at least one new token.")
         if self.num_beams < 1:
             raise ValueError(f"num_beams={self.num_beams}: use 1 for greedy search or sampling, more for beams.")
+        if self.num_return_sequences < 1:
+            raise ValueError(f"num_return_sequences={self.num_return_sequences}: ask for at least one output per "
+                             "source.")
+        if max(self.num_beams, self.num_return_sequences) > MAX_COPIES:
+            raise ValueError(f"num_beams={self.num_beams}, num_return_sequences={self.num_return_sequences}: at most "
+                             f"{MAX_COPIES} per source (each keeps scores over the vocabulary and a key/value cache; "
+                             "published beam search uses 4 to 10).")
+        for name in ("min_new_tokens", "no_repeat_ngram_size", "eos_token_id", "pad_token_id"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} is negative: "
+                                 + ("use 0 for none." if "new" in name or "ngram" in name else
+                                    "token ids are >= 0 (a negative one would index the vocabulary from its end)."))
+        if not math.isfinite(self.length_penalty):
+            raise ValueError(f"length_penalty={self.length_penalty}: give a finite number (1.0 divides a beam's "
+                             "score by its length, 0 ranks by the score alone).")
+
+    def check_ids(self, vocab_size: int):
+        """The end and padding ids inside the decoder's vocabulary (known once the model is)."""
+        for name in ("eos_token_id", "pad_token_id"):
+            check_token_id(name, getattr(self, name), vocab_size)
         if self.num_beams > 1 and self.num_return_sequences > self.num_beams:
             raise ValueError(f"num_return_sequences={self.num_return_sequences} > num_beams={self.num_beams}: beam "
                              "search can only return the beams it keeps. Raise num_beams.")
@@ -194,12 +232,13 @@ def make_settings(config, seed, kwargs, device):
     return s, return_dict
 
 
-def start_token(given, config):
-    """The decoder start token: the argument, else the config's, else a clear error."""
+def start_token(given, config, vocab_size: int):
+    """The decoder start token: the argument, else the config's, else a clear error; an id of the vocabulary."""
     start = given if given is not None else config.decoder_start_token_id
     if start is None:
         raise ValueError("No decoder start token: pass decoder_start_token_id=... or set "
                          "model.config.decoder_start_token_id (for a BERT vocabulary: the [CLS] id, 101).")
+    check_token_id("decoder_start_token_id", start, vocab_size)
     return start
 
 
@@ -223,7 +262,10 @@ def generate_seq2seq(model, input_ids, attention_mask=None, decoder_start_token_
     model.config's. Returns (B * num_return_sequences, L) ids starting with the start token, or a GenerateOutput.
     """
     s, return_dict = make_settings(model.config, seed, settings, model.device)
-    start = start_token(decoder_start_token_id, model.config)
+    vocab_size = model.decoder.config.vocab_size
+    start = start_token(decoder_start_token_id, model.config, vocab_size)
+    s.check_ids(vocab_size)
+    check_ids_tensor(input_ids)
     if input_ids is None or input_ids.dim() != 2 or 0 in input_ids.shape:
         shape = None if input_ids is None else tuple(input_ids.shape)
         raise ValueError(f"input_ids has shape {shape}: pass a non-empty (batch, source_length) tensor; for one "
@@ -254,8 +296,10 @@ def generate_decoder(decoder, input_ids=None, attention_mask=None, encoder_hidde
     Settings as for generate_seq2seq. Returns (B * num_return_sequences, T + new) ids, prompt first."""
     s, return_dict = make_settings(decoder.config, seed, settings, decoder.device)
     device = decoder.device
+    s.check_ids(decoder.config.vocab_size)
+    check_ids_tensor(input_ids)
     if input_ids is None:
-        start = start_token(decoder_start_token_id, decoder.config)
+        start = start_token(decoder_start_token_id, decoder.config, decoder.config.vocab_size)
         batch = 1 if encoder_hidden_states is None else encoder_hidden_states.shape[0]
         input_ids = torch.full((batch, 1), start, dtype=torch.long, device=device)
     if input_ids.dim() != 2 or 0 in input_ids.shape:

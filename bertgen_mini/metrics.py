@@ -42,7 +42,12 @@ def normalize_whitespace(text: str) -> str:
 
 
 def _reference_lists(references: References, n_predictions: int) -> list[list[str]]:
-    """Every example's references as a list, checking there is one entry per prediction."""
+    """Every example's references as a list, checking there is one entry per prediction. One string is refused, not
+    read as a list: its characters would be scored as references, and whether it is the one reference of a single
+    prediction or meant for all of them cannot be told."""
+    if isinstance(references, str):
+        raise TypeError(f"references is one string ({references[:40]!r}): pass a list with one reference (or one "
+                        "list of references) per prediction, e.g. [reference] for a single prediction.")
     if len(references) != n_predictions:
         raise ValueError(f"Got {n_predictions} predictions but {len(references)} references: "
                          "pass one reference (or one list of references) per prediction.")

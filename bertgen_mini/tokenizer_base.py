@@ -27,10 +27,15 @@ flags come from the files (tokenizer_config.json's `added_tokens_decoder`, or a 
 import inspect
 import json
 import operator
+import os
 import re
 from pathlib import Path
 
 import torch
+
+from .checkpoint import read_json
+from .checks import check_type
+from .files import atomic_write, atomic_write_text
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 CONFIG_NAME = "tokenizer_config.json"
@@ -310,12 +315,13 @@ class Tokenizer:
         if not save_directory.is_dir():
             raise NotADirectoryError(f"save_vocabulary needs an existing directory, got {save_directory}")
         path = save_directory / ((filename_prefix + "-" if filename_prefix else "") + self.vocab_file_name)
-        self._write_model_file(path)
+        atomic_write(path, lambda tmp: self._write_model_file(Path(tmp)))  # a link in its place is replaced
         return (str(path),)
 
     def save_pretrained(self, save_directory) -> tuple:
         """Write the vocabulary file and tokenizer_config.json (the settings and added tokens; transformers reads
-        it too, and gives the added tokens the same ids)."""
+        it too, and gives the added tokens the same ids). Each file is written atomically, as a model's are: a full
+        disk leaves the old file whole, and a link in a file's place is replaced, never written through."""
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         config = {"tokenizer_class": type(self).__name__, **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES
@@ -331,24 +337,20 @@ class Tokenizer:
                                                          "rstrip": token in self._rstrip} for token in listed}
         if self.extra_special_tokens:
             config["extra_special_tokens"] = list(self.extra_special_tokens)
+        vocabulary = self.save_vocabulary(save_directory)  # first: a full disk then leaves both old files
         config_path = save_directory / CONFIG_NAME
-        config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return self.save_vocabulary(save_directory) + (str(config_path),)
+        atomic_write_text(config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        return vocabulary + (str(config_path),)
 
     @classmethod
     def from_pretrained(cls, path, **overrides):
         """Load from a directory holding the vocabulary file and, optionally, tokenizer_config.json (whose settings
         are used unless overridden by keyword); a path to the vocabulary file itself also works."""
         path = Path(path)
-        saved = {}
-        if (path / CONFIG_NAME).is_file():
-            try:
-                saved = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as err:
-                raise ValueError(f"{path / CONFIG_NAME} is not a JSON file ({str(err)[:80]}): copy it again, or "
-                                 "delete it to load the vocabulary with default settings.") from None
+        saved = read_saved_settings(path / CONFIG_NAME) if os.path.lexists(path / CONFIG_NAME) else {}
         known = inspect.signature(cls.__init__).parameters
         settings = {k: v for k, v in saved.items() if k in known and k != "self"}
+        settings = checked_settings(settings, known, path / CONFIG_NAME)
         tokenizer = cls(path, **{**settings, **overrides})
         tokenizer._restore_added_tokens(saved.get("added_tokens_decoder", {}), path / CONFIG_NAME)
         return tokenizer
@@ -412,15 +414,45 @@ def _truncate(parts: list, budget: int) -> list:
     return [first[:keep[0]], second[:keep[1]]]
 
 
+def read_saved_settings(path) -> dict:
+    """The settings in a tokenizer_config.json. One that is there but cannot be read (a dangling link, a folder, a
+    FIFO, damaged JSON) is an error, not skipped: loading the vocabulary with default settings would give another
+    tokenizer without a word."""
+    saved = read_json(path, what="it was listed in the folder")
+    if not isinstance(saved, dict):
+        raise TypeError(f"{path} holds a {type(saved).__name__}, not an object of settings: copy it again, or delete "
+                        "it to load the vocabulary with default settings.")
+    return saved
+
+
+def checked_settings(settings: dict, parameters, source) -> dict:
+    """Saved settings checked against the types their __init__ `parameters` are annotated with (a string "false"
+    for do_lower_case would read as true). A special token saved by older transformers as an AddedToken object
+    ({"content": "[UNK]", ...}) is read as its content."""
+    checked = {}
+    for name, value in settings.items():
+        if name in SPECIAL_TOKEN_NAMES and isinstance(value, dict) and isinstance(value.get("content"), str):
+            value = value["content"]
+        if parameters[name].annotation is not inspect.Parameter.empty:
+            try:
+                check_type(name, value, parameters[name].annotation)
+            except TypeError as err:
+                raise TypeError(f"{source}: {err} Fix the file, or delete it to load the vocabulary with default "
+                                "settings.") from None
+        checked[name] = value
+    return checked
+
+
 def _as_id_list(ids) -> list:
     """A 1-D sequence of token ids as a list of int; rejects batches with a pointer to batch_decode."""
     if isinstance(ids, torch.Tensor):
         if ids.dim() > 1:
             raise ValueError(f"decode takes one sequence, got a tensor of shape {tuple(ids.shape)}: use batch_decode")
         ids = ids.tolist()
-    if isinstance(ids, int):
-        return [ids]
     try:
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        if any(isinstance(i, bool) for i in ids):  # index(True) would read it as 1
+            raise TypeError("True and False are not token ids")
         return list(map(operator.index, ids))  # index, not int: 3.7 is refused, not read as 3
     except TypeError:
         raise ValueError(f"expected one sequence of integer token ids, got {str(ids):.80}: pass ints (a float "

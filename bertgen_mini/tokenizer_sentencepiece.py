@@ -22,6 +22,7 @@ import io
 
 import sentencepiece as spm
 
+from .files import read_bytes
 from .tokenizer_base import Tokenizer
 
 SPIECE_UNDERLINE = "▁"  # sentencepiece marks "a space came before this piece" with U+2581
@@ -33,8 +34,9 @@ class BertGenerationTokenizer(Tokenizer):
     vocab_file_name = "spiece.model"
     model_input_names = ("input_ids", "attention_mask")
 
-    def __init__(self, vocab_file, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-                 sep_token="<::::>", model_max_length=None, clean_up_tokenization_spaces=False):
+    def __init__(self, vocab_file, bos_token: str | None = "<s>", eos_token: str | None = "</s>",
+                 unk_token: str | None = "<unk>", pad_token: str | None = "<pad>", sep_token: str | None = "<::::>",
+                 model_max_length: int | None = None, clean_up_tokenization_spaces: bool = False):
         """vocab_file: path to a sentencepiece model, a directory holding `spiece.model`, or the model's bytes."""
         self.sp = _load_processor(vocab_file if isinstance(vocab_file, bytes) else self._model_file(vocab_file))
         super().__init__(model_max_length, clean_up_tokenization_spaces, bos_token=bos_token, eos_token=eos_token,
@@ -89,11 +91,10 @@ class BertGenerationTokenizer(Tokenizer):
 
 
 def _load_processor(model) -> spm.SentencePieceProcessor:
-    """A SentencePieceProcessor from a model file path or its serialized bytes, with a clear error if unreadable."""
+    """A SentencePieceProcessor from a model file path or its serialized bytes, with a clear error if unreadable. A
+    file is read through files.read_bytes, which refuses a FIFO or a device (sentencepiece would wait on it)."""
     try:
-        if isinstance(model, bytes):
-            return spm.SentencePieceProcessor(model_proto=model)
-        return spm.SentencePieceProcessor(model_file=str(model))
+        return spm.SentencePieceProcessor(model_proto=model if isinstance(model, bytes) else read_bytes(model))
     except (RuntimeError, OSError) as err:
         where = "the given bytes" if isinstance(model, bytes) else str(model)
         raise ValueError(f"{where} is not a readable sentencepiece model ({err}). Pass a spiece.model written by "

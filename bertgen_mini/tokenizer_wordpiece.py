@@ -23,6 +23,7 @@ import re
 import string
 import unicodedata
 
+from .files import read_text
 from .tokenizer_base import CLEANUP_REPLACEMENTS, Tokenizer, clean_up_tokenization
 
 _WORD_CACHE_SIZE = 500_000
@@ -50,10 +51,11 @@ class BertTokenizer(Tokenizer):
     vocab_file_name = "vocab.txt"
     model_input_names = ("input_ids", "token_type_ids", "attention_mask")
 
-    def __init__(self, vocab_file, do_lower_case=True, strip_accents=None, tokenize_chinese_chars=True,
-                 never_split=None, max_input_chars_per_word=100, unk_token="[UNK]", sep_token="[SEP]",
-                 pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]", model_max_length=None,
-                 clean_up_tokenization_spaces=False):
+    def __init__(self, vocab_file, do_lower_case: bool = True, strip_accents: bool | None = None,
+                 tokenize_chinese_chars: bool = True, never_split: list | None = None,
+                 max_input_chars_per_word: int = 100, unk_token: str = "[UNK]", sep_token: str | None = "[SEP]",
+                 pad_token: str | None = "[PAD]", cls_token: str | None = "[CLS]", mask_token: str | None = "[MASK]",
+                 model_max_length: int | None = None, clean_up_tokenization_spaces: bool = False):
         """vocab_file: a `vocab.txt` (one token a line, the line number is its id) or a directory holding one.
         strip_accents=None follows do_lower_case, as in BERT. never_split: words kept whole by the basic pass."""
         self.vocab_file = self._model_file(vocab_file)
@@ -160,9 +162,22 @@ class BertTokenizer(Tokenizer):
 
 
 def _read_vocab(path) -> list:
-    """The tokens of a vocab.txt in id order, with a clear error for a file that is not UTF-8 text."""
+    """The tokens of a vocab.txt in id order (a token's id is its line number - 1), with a clear error for a file
+    that is not UTF-8 text, and for a blank or repeated line: it would shift the id of every token after it, and
+    the vocabulary would load as another one."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not a UTF-8 vocab.txt ({err}); pass the vocab.txt of a BERT checkpoint") from None
-    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+    tokens = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+    first_seen = {}
+    for number, token in enumerate(tokens, start=1):
+        if not token.strip():
+            raise ValueError(f"{path}: line {number} is blank. Each line is one token and its id is the line number "
+                             "- 1, so a blank line moves every id after it: delete it.")
+        if token in first_seen:
+            raise ValueError(f"{path}: line {number} repeats line {first_seen[token]} ({token!r}). Each line is "
+                             "one token and its id is the line number - 1, so a repeat moves every id after it: "
+                             "delete it.")
+        first_seen[token] = number
+    return tokens

@@ -20,19 +20,29 @@ carry code, so resuming from a folder someone else wrote runs nothing from it (a
 wrote as trainer_state.pt, can). Each file is written atomically and trainer_state.json last, so a folder
 without it is an interrupted save and is ignored. A resumed run continues exactly where the saved one stopped; it
 refuses settings that cannot change mid-run (the model, the batches) and applies, and logs, those that can (the
-learning rate, the number of steps). References: Karpathy's nanoGPT `train.py` and minGPT `trainer.py`;
+learning rate, the number of steps). It also refuses a checkpoint made from other inputs: each records hashes of the
+training pairs, the vocabulary and the starting weights, and of its own weights file; and optimizer moments that
+do not fit this run's parameters are refused before anything is loaded (the fused AdamW would write past them).
+
+A run holds its output folder (files.folder_lock) so that a second run cannot write into it, and SIGINT (Ctrl-C) or
+SIGTERM (a scheduler's stop) ends it after the current step with a checkpoint: the command exits with 130 or 143 and
+says how to resume. References: Karpathy's nanoGPT `train.py` and minGPT `trainer.py`;
 Loshchilov & Hutter 2019 (AdamW); transformers' Trainer for the checkpoint layout.
 """
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import re
 import shutil
+import signal
+import sys
+import threading
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +53,9 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import speed
-from .checkpoint import load_state, read_state_dict
-from .checks import check_field_types
-from .files import atomic_write, atomic_write_text, check_writable
+from .checkpoint import load_state, read_json, read_state_dict, weights_file
+from .checks import check_field_types, check_tokenizer_fits, fits
+from .files import append_text, atomic_write, atomic_write_text, check_writable, file_sha256, folder_lock, regular_file
 from .recipes import CROSS_INITS, RECIPES
 
 STATE_NAME = "trainer_state.json"            # written last: a checkpoint folder is complete once it is there
@@ -58,6 +68,16 @@ FIXED_ON_RESUME = ("recipe", "bert_dir", "cross_init", "dropout", "task", "train
                    "max_target_len", "drop_long", "batch_size", "grad_accum", "seed", "weight_decay", "precision")
 # What it may change: applied from the next step on (the schedule recomputed), and logged.
 CHANGEABLE_ON_RESUME = ("lr", "new_lr", "steps", "warmup_steps", "max_grad_norm")
+# What train() records of a run's inputs (SHA-256 hex digests, see run_inputs), and how a refusal names each.
+INPUTS = {"data": "the training pairs (--data-dir, --train-split, --train-rows, --task, --drop-long)",
+          "vocabulary": "the vocabulary (the tokenizer's tokens in id order, and its settings)",
+          "initial_weights": "the weights the run started from (--bert-dir's weights file)"}
+# trainer_state.json's fields and their types: a damaged one is an error naming the file, not a KeyError later.
+STATE_FIELDS = {"step": int, "epoch": int, "batch_in_epoch": int, "world_size": int, "config": dict,
+                "scheduler": dict, "scaler": dict, "param_groups": list}
+# ... and those older versions did not write (checked when there): see Trainer.state and Trainer.save.
+LATER_STATE_FIELDS = {"inputs": dict, "param_names": list, "weights_sha256": str}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -161,10 +181,16 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int):
 
 def checkpoints(output_dir) -> list[Path]:
     """Complete checkpoint-<step> folders in output_dir, oldest first (complete once trainer_state.json is in it).
-    Other checkpoint-* folders (checkpoint-best, ...) are not resumed from nor deleted; a warning says so."""
+    Other checkpoint-* folders (checkpoint-best, ...) are not resumed from nor deleted; a warning says so. A
+    checkpoint-<step> that is a link is refused: a run writes and deletes its checkpoints, and through a link it
+    would resume from, overwrite or prune another run's. (A link to the output folder itself is fine.)"""
     found = []
     for path in Path(output_dir).glob("checkpoint-*"):
         match = CHECKPOINT_NAME.fullmatch(path.name)
+        if match is not None and path.is_symlink():
+            raise ValueError(f"{path} is a link (to {os.readlink(path)}): a run's checkpoints are its own folders, "
+                             "which it overwrites and deletes. Copy the folder there instead (cp -r), or remove the "
+                             "link.")
         if match is None:
             warnings.warn(f"{path} is not named checkpoint-<step>: ignored (never resumed from, never deleted).")
         elif (path / STATE_NAME).is_file():
@@ -196,28 +222,99 @@ def write_state(folder: Path, state: dict) -> None:
     atomic_write_text(folder / STATE_NAME, json.dumps(plain, indent=1) + "\n")
 
 
+def damaged(folder: Path, name: str, why: str) -> ValueError:
+    return ValueError(f"{folder / name} is damaged ({why}). Delete {folder} to resume from the checkpoint before it, "
+                      "or start afresh with --no-resume.")
+
+
+def read_plain_state(folder: Path) -> dict:
+    """trainer_state.json, each field of STATE_FIELDS there and of its type (counts >= 0, world_size >= 1)."""
+    try:
+        plain = read_json(folder / STATE_NAME, what="a checkpoint folder needs it")
+    except (ValueError, OSError) as err:  # not JSON, not a regular file, unreadable
+        raise damaged(folder, STATE_NAME, str(err)[:200]) from None
+    if not isinstance(plain, dict):
+        raise damaged(folder, STATE_NAME, f"it holds a {type(plain).__name__}, not an object")
+    for name, kind in {**STATE_FIELDS, **LATER_STATE_FIELDS}.items():
+        value = plain.get(name)
+        if name not in plain:
+            if name in LATER_STATE_FIELDS:
+                continue
+            raise damaged(folder, STATE_NAME, f"{name} is missing")
+        minimum = 1 if name == "world_size" else 0
+        if not fits(value, kind) or (kind is int and value < minimum):
+            wanted = f"a whole number >= {minimum}" if kind is int else f"a {kind.__name__}"
+            raise damaged(folder, STATE_NAME, f"{name}={value!r} is not {wanted}")
+    for group in plain["param_groups"]:
+        if not (isinstance(group, dict) and isinstance(group.get("params"), list) and len(group.get("betas", ())) == 2):
+            raise damaged(folder, STATE_NAME, f"param_groups holds {str(group)[:60]}, not an optimizer's group")
+    if not all(isinstance(group, list) and all(isinstance(name, str) for name in group)
+               for group in plain.get("param_names", [])):
+        raise damaged(folder, STATE_NAME, "param_names is not a list of name lists, one per parameter group")
+    return plain
+
+
 def read_state(folder: Path) -> dict:
     """The trainer state write_state wrote, as Trainer.state() gives it. Errors name the damaged file."""
+    plain = read_plain_state(folder)
+    moments = {}
     try:
-        plain = json.loads((folder / STATE_NAME).read_text(encoding="utf-8"))
-        step = plain["step"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{folder / STATE_NAME} is damaged ({str(err)[:100]}). Delete {folder} to resume from "
-                         "the checkpoint before it, or start afresh with --no-resume.") from None
-    try:
-        tensors = load_file(folder / TENSORS_NAME)
-    except (SafetensorError, OSError) as err:
+        tensors = load_file(regular_file(folder / TENSORS_NAME))
+        for name, value in tensors.items():
+            if name.startswith("optimizer."):
+                _, param, key = name.split(".", 2)
+                moments.setdefault(int(param), {})[key] = value
+        cpu_rng = tensors["rng.cpu"]
+    except (SafetensorError, OSError, ValueError, KeyError) as err:
         raise ValueError(f"{folder / TENSORS_NAME} is damaged or missing ({str(err)[:100]}). Delete {folder} to "
                          "resume from the checkpoint before it, or start afresh with --no-resume.") from None
-    moments = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, param, key = name.split(".", 2)
-            moments.setdefault(int(param), {})[key] = value
     groups = [{**group, "betas": tuple(group["betas"])} for group in plain.pop("param_groups")]  # JSON made a list
     cuda = [tensors[f"rng.cuda.{i}"] for i in range(sum(k.startswith("rng.cuda.") for k in tensors))]
-    return {**plain, "step": step, "optimizer": {"state": moments, "param_groups": groups},
-            "cpu_rng": tensors["rng.cpu"], "cuda_rng": cuda or None}
+    return {**plain, "optimizer": {"state": moments, "param_groups": groups}, "cpu_rng": cpu_rng,
+            "cuda_rng": cuda or None}
+
+
+def check_optimizer_state(folder: Path, state: dict, optimizer, names: dict) -> None:
+    """Refuse a saved optimizer state that does not fit `optimizer` before any of it is loaded: the same parameter
+    groups (count, sizes and, where the checkpoint records them, parameter names in order), and every moment of the
+    shape and dtype of its parameter (the step count a float scalar). torch checks only the group sizes, and the
+    fused AdamW writes a moment as long as its parameter: a shorter one corrupts the process's memory. `names` maps
+    id(parameter) to its name, for the message."""
+    saved_groups, groups = state["optimizer"]["param_groups"], optimizer.param_groups
+    problems = []
+    if len(saved_groups) != len(groups):
+        problems.append(f"parameter groups: {len(saved_groups)} in the checkpoint, {len(groups)} now")
+    problems += [f"parameter group {i}: {len(old['params'])} parameters in the checkpoint, {len(new['params'])} now"
+                 for i, (old, new) in enumerate(zip(saved_groups, groups)) if len(old["params"]) != len(new["params"])]
+    now_names = [[names[id(p)] for p in group["params"]] for group in groups]
+    if not problems and state.get("param_names", now_names) != now_names:
+        old, new = next(((a, b) for a, b in zip(sum(state["param_names"], []), sum(now_names, [])) if a != b),
+                        (f"{len(sum(state['param_names'], []))} names", f"{len(sum(now_names, []))}"))
+        problems.append(f"the parameters are in another order: {old} in the checkpoint where {new} is now")
+    params = [(p, group) for group in groups for p in group["params"]]  # numbered in this order in the saved state
+    for index, moments in sorted(state["optimizer"]["state"].items()):
+        if not 0 <= index < len(params):
+            problems.append(f"moments for parameter {index}, but the optimizer has {len(params)}")
+            continue
+        param, group = params[index]
+        expected = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group.get("amsgrad") else set())
+        if set(moments) != expected:
+            problems.append(f"{names[id(param)]}: moments {sorted(moments)}, AdamW keeps {sorted(expected)}")
+        for key, value in moments.items():
+            if key == "step":
+                fit, needed = value.dim() == 0 and value.is_floating_point(), "a float scalar"
+            else:
+                fit = value.shape == param.shape and value.dtype == param.dtype
+                needed = f"shape {tuple(param.shape)}, dtype {param.dtype}"
+            if not fit:
+                problems.append(f"{names[id(param)]}: {key} of shape {tuple(value.shape)}, dtype {value.dtype} in the "
+                                f"checkpoint, but it needs {needed}")
+    if problems:
+        raise ValueError(f"{folder / TENSORS_NAME} does not fit this run's optimizer ({len(problems)} problem"
+                         f"{'s' if len(problems) > 1 else ''}; the first: {problems[0]}). It was saved for another "
+                         "model or other parameter groups, and loading it would corrupt training. Resume with the "
+                         "model and groups it was saved with, or start afresh with --no-resume (or another "
+                         "--output-dir).")
 
 
 def convert_legacy_state(folder) -> None:
@@ -233,16 +330,61 @@ def convert_legacy_state(folder) -> None:
     write_state(folder, state)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT (Ctrl-C) or SIGTERM after saving a checkpoint. A KeyboardInterrupt, so that code
+    which stops on Ctrl-C stops on it too; `exit_code` is 128 + the signal's number (130, 143), what a shell reports
+    for a process that a signal ended, and what `python -m bertgen_mini.train` exits with."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+@contextmanager
+def stop_signals_deferred():
+    """While the block runs, SIGINT and SIGTERM only append their number to the list it yields: the training loop
+    finishes its step, saves a checkpoint and stops. The handlers that were there before come back at the first
+    signal, so a second one stops at once, without saving. Only the main thread can set handlers; in another thread
+    nothing changes."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def restore():
+        for signum, handler in before.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+
+    def defer(signum, frame):
+        received.append(signum)
+        restore()
+        os.write(2, f"\n{signal.Signals(signum).name} received: saving a checkpoint after this step (send it again "
+                    "to stop at once, without saving).\n".encode())  # os.write: safe even mid-print
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, defer)
+    try:
+        yield received
+    finally:
+        restore()
+
+
 class Trainer:
     """Trains `model` on `batches` (an iterable of dicts with input_ids, attention_mask, labels; re-iterated once
     per epoch, with set_epoch(epoch) called first when it has one). `groups`: AdamW parameter groups (see
     recipes.param_groups); default one group at config.lr. `evaluate_fn(model) -> dict` scores the model every
-    config.eval_every steps and at the end (rank 0 only); its dict goes into the log."""
+    config.eval_every steps and at the end (rank 0 only); its dict goes into the log. `tokenizer`, saved with each
+    checkpoint, must have one token per row of the model's vocabulary. `inputs`: what identifies the run's inputs
+    ({name: hash}, see run_inputs), recorded in each checkpoint; a resume with other inputs is refused."""
 
-    def __init__(self, model, batches, config: TrainConfig, groups=None, evaluate_fn=None, tokenizer=None):
+    def __init__(self, model, batches, config: TrainConfig, groups=None, evaluate_fn=None, tokenizer=None,
+                 inputs=None):
         if len(batches) == 0:
             raise ValueError("No training batches: the data is empty (or drop_long dropped every pair).")
+        if tokenizer is not None:
+            check_tokenizer_fits(tokenizer, model)
         self.config, self.batches, self.evaluate_fn, self.tokenizer = config, batches, evaluate_fn, tokenizer
+        self.inputs = dict(inputs or {})
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         self.is_main = self.rank == 0
@@ -322,36 +464,61 @@ class Trainer:
     def train(self, until: int | None = None):
         """Run until config.steps optimizer steps are done (resuming first when a checkpoint exists). `until`
         stops earlier, at that step, with a checkpoint, as an interrupted run would; the schedule still
-        spans config.steps."""
+        spans config.steps. The output folder is locked meanwhile; SIGINT or SIGTERM saves a checkpoint after the
+        current step and raises TrainingInterrupted."""
         cfg = self.config
         until = cfg.steps if until is None else min(until, cfg.steps)
-        if cfg.resume:
-            refuse_legacy_state(self.output_dir)
-            if checkpoints(self.output_dir):
-                self.load(checkpoints(self.output_dir)[-1])
-        self.model.train()
-        batches = self.micro_batches()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.is_main), unit="step")
-        start, tokens_seen = time.time(), 0
-        while self.step < until:
-            micro = [next(batches) for _ in range(cfg.grad_accum)]
-            tokens_seen += sum(int(b["attention_mask"].sum() + (b["labels"] != -100).sum()) for b in micro)
-            loss, grad_norm = self.train_step(micro)
-            speed = tokens_seen * self.world_size / (time.time() - start)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:.0f}")
-            self.log({"step": self.step, "loss": round(loss, 4), "grad_norm": round(grad_norm, 4),
-                      "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": round(speed, 1),
-                      "elapsed_s": round(time.time() - start, 2)})
-            if cfg.save_every and self.step % cfg.save_every == 0 and self.step < until:
-                self.save()
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < until:
+        with folder_lock(self.output_dir) if self.is_main else nullcontext(), stop_signals_deferred() as received:
+            if cfg.resume:
+                refuse_legacy_state(self.output_dir)
+                if checkpoints(self.output_dir):
+                    self.load(checkpoints(self.output_dir)[-1])
+            self.model.train()
+            batches = self.micro_batches()
+            bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and self.is_main), unit="step")
+            start, tokens_seen = time.time(), 0
+            try:
+                while self.step < until:
+                    micro = [next(batches) for _ in range(cfg.grad_accum)]
+                    tokens_seen += sum(int(b["attention_mask"].sum() + (b["labels"] != -100).sum()) for b in micro)
+                    loss, grad_norm = self.train_step(micro)
+                    speed = tokens_seen * self.world_size / (time.time() - start)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:.0f}")
+                    self.log({"step": self.step, "loss": round(loss, 4), "grad_norm": round(grad_norm, 4),
+                              "lr": self.scheduler.get_last_lr()[0], "tokens_per_s": round(speed, 1),
+                              "elapsed_s": round(time.time() - start, 2)})
+                    if signum := self.stop_signal(received):
+                        self.stop(signum)
+                    if cfg.save_every and self.step % cfg.save_every == 0 and self.step < until:
+                        self.save()
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < until:
+                        self.run_evaluation()
+            finally:
+                bar.close()
+            self.save()
+            if self.step == cfg.steps:
                 self.run_evaluation()
-        bar.close()
-        self.save()
-        if self.step == cfg.steps:
-            self.run_evaluation()
         return self.model
+
+    def stop_signal(self, received) -> int:
+        """The stop signal any process received (0 for none), so that all processes stop at the same step."""
+        signum = received[0] if received else 0
+        if self.world_size > 1:
+            flag = torch.tensor(signum, device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            signum = int(flag)
+        return signum
+
+    def stop(self, signum: int):
+        """Save a checkpoint at this step and raise TrainingInterrupted, saying how to resume."""
+        self.save()
+        message = (f"Stopped by {signal.Signals(signum).name} at step {self.step} of {self.config.steps}: checkpoint "
+                   f"saved in {self.output_dir / f'checkpoint-{self.step}'}; run the same command again to resume "
+                   "from it.")
+        if self.is_main:
+            print(message, file=sys.stderr, flush=True)
+        raise TrainingInterrupted(signum, message)
 
     def run_evaluation(self):
         if self.evaluate_fn is None or not self.is_main:
@@ -369,26 +536,38 @@ class Trainer:
             record, self.changes_on_resume = {**record, "changed_on_resume": self.changes_on_resume}, {}
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.output_dir / LOG_NAME, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            append_text(self.output_dir / LOG_NAME, json.dumps(record) + "\n")  # never through a link
 
     # ---------------------------------------------------------------------------------------------- checkpoints
+    def parameter_names(self) -> dict:
+        """id(parameter) -> its name in the model."""
+        return {id(p): name for name, p in self.model.named_parameters()}
+
     def state(self) -> dict:
+        names = self.parameter_names()
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "cpu_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "world_size": self.world_size, "config": dataclasses.asdict(self.config)}
+                "world_size": self.world_size, "config": dataclasses.asdict(self.config), "inputs": self.inputs,
+                "param_names": [[names[id(p)] for p in group["params"]] for group in self.optimizer.param_groups]}
 
     def save(self):
-        """Write checkpoint-<step> (the model, then the trainer state); drop checkpoints beyond keep_checkpoints.
-        Rank 0 only; the other processes wait for it."""
+        """Write checkpoint-<step> (the model, then the trainer state with its weights file's hash); drop
+        checkpoints beyond keep_checkpoints. A save that fails (a full disk) removes the folder it created. Rank 0
+        only; the other processes wait for it."""
         if self.is_main:
             folder = self.output_dir / f"checkpoint-{self.step}"
-            self.model.save_pretrained(folder)
-            if self.tokenizer is not None:
-                self.tokenizer.save_pretrained(folder)
-            write_state(folder, self.state())
+            created = not folder.exists()
+            try:
+                self.model.save_pretrained(folder)
+                if self.tokenizer is not None:
+                    self.tokenizer.save_pretrained(folder)
+                write_state(folder, {**self.state(), "weights_sha256": file_sha256(weights_file(folder))})
+            except BaseException:
+                if created:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
             for old in checkpoints(self.output_dir)[:-self.config.keep_checkpoints]:
                 shutil.rmtree(old)
         if self.world_size > 1:
@@ -399,6 +578,7 @@ class Trainer:
         scheduler (on this run's learning rates and length), RNG."""
         state = read_state(folder)
         self.check_resume(folder, state)
+        check_optimizer_state(folder, state, self.optimizer, self.parameter_names())
         load_state(self.model, read_state_dict(folder), str(folder))
         peak_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]  # this run's, before the load
         self.optimizer.load_state_dict(state["optimizer"])
@@ -433,8 +613,27 @@ class Trainer:
         if state["step"] > self.config.steps:
             raise ValueError(f"{folder} is at step {state['step']}, past --steps {self.config.steps}: raise --steps "
                              "to train on, or start a new run with --no-resume (or another --output-dir).")
+        self.check_inputs(folder, state)
         self.changes_on_resume = {name: [saved.get(name), now[name]]
                                   for name in CHANGEABLE_ON_RESUME if saved.get(name) != now[name]}
+
+    def check_inputs(self, folder: Path, state: dict):
+        """Refuse a checkpoint trained on other inputs than this run's (data, vocabulary, starting weights), or
+        whose weights file is not the one its trainer state was saved with (another run's weights copied in)."""
+        if "weights_sha256" in state and file_sha256(weights_file(folder)) != state["weights_sha256"]:
+            raise ValueError(f"{weights_file(folder)} is not the file this checkpoint's trainer state was saved with "
+                             "(its SHA-256 differs): the weights of another run? Put back this checkpoint's own "
+                             "weights, or start afresh with --no-resume (or another --output-dir).")
+        saved = state.get("inputs")
+        if saved is None and self.inputs:
+            warnings.warn(f"{folder} was saved by an older bertgen_mini, which did not record its inputs: that this "
+                          "resume reads the same data, vocabulary and starting weights cannot be checked.")
+        other = [INPUTS.get(name, name) for name, digest in self.inputs.items()
+                 if isinstance(saved, dict) and name in saved and saved[name] != digest]
+        if other:
+            raise ValueError(f"{folder} was trained on other inputs than this run reads: " + "; ".join(other)
+                             + " differ. Resume with the inputs it was trained on, or start afresh with --no-resume "
+                             "(or another --output-dir).")
 
 
 # -------------------------------------------------------------------------------------------------- the whole run
@@ -460,40 +659,66 @@ def setup_distributed() -> tuple[int, int]:
     return (dist.get_rank(), world_size) if world_size > 1 else (0, 1)
 
 
+def check_output_dir(output_dir, bert_dir) -> None:
+    """Refuse an output folder that is the warm-start checkpoint's folder or holds it (links followed): the final
+    save would replace the checkpoint's model.safetensors with the fine-tuned pair, and a checkpoint-<step> of the
+    run could be pruned. A new folder inside the checkpoint's folder is fine: it overwrites nothing there."""
+    out, bert = Path(output_dir).resolve(), Path(bert_dir).resolve()
+    if out == bert or out in bert.parents:
+        raise ValueError(f"--output-dir {output_dir} {'is' if out == bert else 'holds'} the warm-start checkpoint "
+                         f"--bert-dir {bert_dir}: training would overwrite (or delete) it. Pick another --output-dir, "
+                         "e.g. runs/bert2bert.")
+
+
+def run_inputs(pairs, tokenizer, bert_dir) -> dict:
+    """What identifies a run's inputs, as SHA-256 hex digests: the training pairs (their text, in order), the
+    tokenizer's vocabulary (tokens in id order, and its settings) and the weights file of the BERT checkpoint the
+    run starts from. Cheap next to training: the digests take well under a second for MiniLM and WikiSplit's tune."""
+    digest = lambda text: hashlib.sha256(text.encode("utf-8")).hexdigest()
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return {"data": digest("\n".join(f"{pair.source}\t{pair.target}" for pair in pairs)),
+            "vocabulary": digest(json.dumps([type(tokenizer).__name__, tokens, tokenizer._settings()])),
+            "initial_weights": file_sha256(weights_file(bert_dir))}
+
+
 def train(config: TrainConfig):
     """Build the recipe's model, train it on WikiSplit and save it (HF layout, with the tokenizer) in
-    config.output_dir. Returns (model, tokenizer)."""
+    config.output_dir, which stays locked to this run meanwhile. Returns (model, tokenizer)."""
     from .data import Seq2SeqBatches, load_wikisplit
     from .evaluate import evaluate
+    from .paths import default_bert_dir
     from .recipes import build_model, build_tokenizer, param_groups
 
     rank, world_size = setup_distributed()
-    if rank == 0:
-        check_writable(config.output_dir)  # now, not after the model is built and the first steps have run
-    bert_dir = Path(config.bert_dir) if config.bert_dir else None
-    tokenizer = build_tokenizer(bert_dir)  # BERT's WordPiece plus WikiSplit's <::::> as one token
-    model = build_model(config.recipe, bert_dir, config.cross_init, config.dropout, config.seed,
-                        verbose=config.progress and rank == 0, tokenizer=tokenizer)
-    pairs = load_wikisplit(config.train_split, config.data_dir, config.task)
-    pairs = pairs[:config.train_rows] if config.train_rows else pairs
-    if config.drop_long:
-        pairs = keep_short_pairs(pairs, tokenizer, config.max_source_len, config.max_target_len)
-    batches = Seq2SeqBatches(pairs, tokenizer, config.batch_size, config.max_source_len, config.max_target_len,
-                             seed=config.seed, rank=rank, world_size=world_size)
-    validation = load_wikisplit("validation", config.data_dir, config.task)[:config.eval_rows]
+    bert_dir = Path(config.bert_dir) if config.bert_dir else default_bert_dir()
+    if rank == 0:  # now, not after the model is built and the first steps have run
+        check_output_dir(config.output_dir, bert_dir)
+        check_writable(config.output_dir)
+    with folder_lock(config.output_dir) if rank == 0 else nullcontext():
+        tokenizer = build_tokenizer(bert_dir)  # BERT's WordPiece plus WikiSplit's <::::> as one token
+        model = build_model(config.recipe, bert_dir, config.cross_init, config.dropout, config.seed,
+                            verbose=config.progress and rank == 0, tokenizer=tokenizer)
+        pairs = load_wikisplit(config.train_split, config.data_dir, config.task)
+        pairs = pairs[:config.train_rows] if config.train_rows else pairs
+        if config.drop_long:
+            pairs = keep_short_pairs(pairs, tokenizer, config.max_source_len, config.max_target_len)
+        batches = Seq2SeqBatches(pairs, tokenizer, config.batch_size, config.max_source_len, config.max_target_len,
+                                 seed=config.seed, rank=rank, world_size=world_size)
+        validation = load_wikisplit("validation", config.data_dir, config.task)[:config.eval_rows]
 
-    def evaluate_fn(model):  # scores for the log; the rows behind them go to eval_predictions.jsonl
-        scores, rows = evaluate(model, tokenizer, validation)
-        atomic_write_text(Path(config.output_dir) / "eval_predictions.jsonl",
-                          "".join(json.dumps(row) + "\n" for row in rows))
-        return scores
-    groups = param_groups(model, config.lr, config.new_lr, config.weight_decay)
-    Trainer(model, batches, config, groups, evaluate_fn if config.eval_rows else None, tokenizer).train()
-    if rank == 0:
-        model.save_pretrained(config.output_dir)
-        tokenizer.save_pretrained(config.output_dir)
-        atomic_write_text(Path(config.output_dir) / "train_config.json",
-                          json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        def evaluate_fn(model):  # scores for the log; the rows behind them go to eval_predictions.jsonl
+            scores, rows = evaluate(model, tokenizer, validation)
+            atomic_write_text(Path(config.output_dir) / "eval_predictions.jsonl",
+                              "".join(json.dumps(row) + "\n" for row in rows))
+            return scores
+        groups = param_groups(model, config.lr, config.new_lr, config.weight_decay)
+        Trainer(model, batches, config, groups, evaluate_fn if config.eval_rows else None, tokenizer,
+                run_inputs(pairs, tokenizer, bert_dir)).train()
+        if rank == 0:
+            model.save_pretrained(config.output_dir)
+            tokenizer.save_pretrained(config.output_dir)
+            atomic_write_text(Path(config.output_dir) / "train_config.json",
+                              json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     if dist.is_initialized():
         dist.destroy_process_group()
     return model, tokenizer
@@ -523,7 +748,15 @@ def parse_args(argv=None) -> TrainConfig:
         parser.error(str(err))  # exits with the usage line and the message
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    """The command line: train, and on SIGINT / SIGTERM exit with 130 / 143 once the checkpoint is saved."""
     if not torch.cuda.is_available():
         torch.set_num_threads(min(2, torch.get_num_threads()))  # this project's CPUs are shared: stay polite
-    train(parse_args())
+    try:
+        train(parse_args(argv))
+    except TrainingInterrupted as stop:  # the message, with how to resume, is already printed
+        sys.exit(stop.exit_code)
+
+
+if __name__ == "__main__":
+    main()

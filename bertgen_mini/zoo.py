@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import paths
+from .checks import check_tokenizer_fits
 from .encoder_decoder import EncoderDecoderModel
 from .recipes import ADDED_TOKENS, PRESETS
 from .tokenizer_wordpiece import BertTokenizer
@@ -59,5 +60,6 @@ def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool
                              "save_every": 100, "eval_rows": 0}))
         for folder_to_drop in checkpoints(folder):  # the final model is in `folder` itself
             shutil.rmtree(folder_to_drop)
-    model = EncoderDecoderModel.from_pretrained(folder)
-    return model.eval(), BertTokenizer.from_pretrained(folder)
+    model, tokenizer = EncoderDecoderModel.from_pretrained(folder), BertTokenizer.from_pretrained(folder)
+    check_tokenizer_fits(tokenizer, model)  # a cache folder edited by hand or half-copied: refused, not mispaired
+    return model.eval(), tokenizer
