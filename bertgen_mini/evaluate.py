@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .data import load_wikisplit
+from .devices import pick_device, ready_for_inference
 from .files import atomic_write_text, check_writable
 from .metrics import score_all
 
@@ -97,7 +98,6 @@ def at_least(minimum: int):
 def main(argv=None):
     from .encoder_decoder import EncoderDecoderModel
     from .tokenizer_wordpiece import BertTokenizer
-    from .train import pick_device
 
     parser = argparse.ArgumentParser(description="Score a saved model on a WikiSplit split.")
     parser.add_argument("--model-dir", required=True, help="folder written by save_pretrained (with vocab.txt)")
@@ -115,7 +115,7 @@ def main(argv=None):
     torch.set_num_threads(min(2, torch.get_num_threads())) if not torch.cuda.is_available() else None
     out = Path(args.output_dir or args.model_dir)
     check_writable(out)  # before the generation, which can take an hour
-    model = EncoderDecoderModel.from_pretrained(args.model_dir).to(pick_device())
+    model = ready_for_inference(EncoderDecoderModel.from_pretrained(args.model_dir), device=pick_device())
     tokenizer = BertTokenizer.from_pretrained(args.model_dir)
     pairs = load_wikisplit(args.split, args.data_dir, args.task)
     pairs = pairs[:args.rows] if args.rows else pairs

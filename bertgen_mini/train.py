@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from . import speed
 from .checkpoint import load_state, read_state_dict
 from .checks import check_field_types
+from .devices import pick_device
 from .files import atomic_write, atomic_write_text, check_writable
 from .recipes import CROSS_INITS, RECIPES
 
@@ -127,13 +128,6 @@ class TrainConfig:
                  for name, ok, need in rules if not ok]
         if wrong:
             raise ValueError("These settings cannot train: " + "; ".join(wrong) + ".")
-
-
-def pick_device() -> torch.device:
-    """CUDA (this process's GPU under torchrun) when present, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def autocast_dtype(precision: str, device: torch.device):
