@@ -96,8 +96,6 @@ def read_tensor_file(path: Path) -> dict:
             raise ValueError(f"{path} is damaged ({err}). Copy or download the checkpoint again.") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing: the checkpoint is incomplete. Copy or download it again.") from None
     except Exception as err:  # weights_only=True refuses any object but tensors and plain values: no code runs
         raise ValueError(f"{path} could not be read as plain tensors ({str(err)[:300]}). It may hold code "
                          f"rather than weights: re-save it as {WEIGHTS_NAME} from a source you trust.") from None
