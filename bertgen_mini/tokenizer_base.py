@@ -27,8 +27,11 @@ from pathlib import Path
 
 import torch
 
+from .hub import is_hub_id, resolve
+
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 CONFIG_NAME = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_NAME = "special_tokens_map.json"  # older checkpoints name their special tokens here
 # how an added token is matched, as transformers' AddedToken records it: in the text as written, anywhere in a word
 ADDED_TOKEN_FLAGS = {"lstrip": False, "rstrip": False, "single_word": False, "normalized": False}
 # transformers' clean_up_tokenization: glue punctuation and English clitics back onto the word before them
@@ -299,17 +302,20 @@ class Tokenizer:
         return self.save_vocabulary(save_directory) + (str(config_path),)
 
     @classmethod
-    def from_pretrained(cls, path, **overrides):
+    def from_pretrained(cls, path, revision=None, local_files_only=False, **overrides):
         """Load from a directory holding the vocabulary file and, optionally, tokenizer_config.json (whose settings
-        are used unless overridden by keyword); a path to the vocabulary file itself also works."""
+        are used unless overridden by keyword, e.g. pad_token="<pad>") and the older special_tokens_map.json; a path
+        to the vocabulary file itself also works, and so does a Hugging Face Hub id, fetched into the Hugging Face
+        cache (revision, local_files_only: see bertgen_mini.hub)."""
+        if is_hub_id(path):
+            path = resolve(path, need=[cls.vocab_file_name], may=[CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME],
+                           revision=revision, local_files_only=local_files_only)
         path = Path(path)
-        saved = {}
-        if (path / CONFIG_NAME).is_file():
-            try:
-                saved = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as err:
-                raise ValueError(f"{path / CONFIG_NAME} is not a JSON file ({str(err)[:80]}): copy it again, or "
-                                 "delete it to load the vocabulary with default settings.") from None
+        saved = read_json_if_there(path / CONFIG_NAME)
+        if "added_tokens_decoder" not in saved:  # as transformers: the older file, read when the newer lacks tokens
+            tokens = read_json_if_there(path / SPECIAL_TOKENS_MAP_NAME).items()
+            saved.update({name: token["content"] if isinstance(token, dict) else token for name, token in tokens
+                          if name in SPECIAL_TOKEN_NAMES})
         known = inspect.signature(cls.__init__).parameters
         settings = {k: v for k, v in saved.items() if k in known and k != "self"}
         tokenizer = cls(path, **{**settings, **overrides})
@@ -350,6 +356,21 @@ class Tokenizer:
             raise FileNotFoundError(f"{cls.__name__} needs a {cls.vocab_file_name} file, and {path} does not exist. "
                                     f"Pass the file or the directory holding it.")
         return path
+
+
+def read_json_if_there(path: Path) -> dict:
+    """A tokenizer's JSON settings file as a dict ({} when there is none), with an error that names a damaged one."""
+    if not path.is_file():
+        return {}
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a JSON file ({str(err)[:80]}): copy it again, or delete it to load the "
+                         "vocabulary with default settings.") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} holds a {type(values).__name__}, not an object of settings: copy it again, or "
+                         "delete it to load the vocabulary with default settings.")
+    return values
 
 
 def _as_id_list(ids) -> list:
