@@ -137,8 +137,9 @@ class EncoderDecoderModel(PretrainedMixin, nn.Module):
                                encoder_outputs.hidden_states, encoder_outputs.attentions)
 
     def generate(self, input_ids, attention_mask=None, **settings):
-        """(B, S) source ids -> (B * num_return_sequences, L) target ids, start token first. Greedy by default;
-        num_beams, do_sample, max_new_tokens, ...: see bertgen_mini.generation.generate_seq2seq."""
+        """(B, S) source ids -> (B * num_return_sequences, L) target ids, start token first. Greedy, 20 new tokens by
+        default, unless the checkpoint folder saved other settings (model.generation_config); num_beams, do_sample,
+        max_new_tokens, ... override them: see bertgen_mini.generation.generate_seq2seq."""
         return generate_seq2seq(self, input_ids, attention_mask, **settings)
 
     # ------------------------------------------------------------------------------------------ checkpoints
