@@ -92,8 +92,9 @@ def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool
     quick: True for the "cpu-quick" preset, False for "cpu-hour"; None (default) lets default_preset() choose.
     cache_dir: default bertgen_mini.paths.cache_dir(). The first call trains (a progress bar when verbose) and an
     interrupted training resumes from its last checkpoint; later calls load from the cache in seconds.
-    fast: on a CPU, generate through the speed layer (devices.ready_for_inference: the same tokens, about 1.3-1.8x
-    faster); False gives the textbook modules. The model is in evaluation mode, on the CPU.
+    fast: on a CPU, run through the speed layer (devices.ready_for_inference: the same tokens, faster; the
+    measurements are in bench/README.md); False keeps the textbook modules. The model is in evaluation mode, on
+    the CPU.
     """
     preset = default_preset() if quick is None else "cpu-quick" if quick else "cpu-hour"
     folder = model_folder(preset, cache_dir)
