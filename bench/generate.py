@@ -8,14 +8,15 @@ ISOLATE=1 runs each library alone in its own process instead (ours, then transfo
 the other through shared state (both use the same OpenMP threads; ours also calls oneDNN): a cross-check of the
 interleaved ratios, without the token comparison.
 
-bertgen_mini runs with `speed.apply(model, device)` (the engineered CPU modules; nothing is swapped on CUDA).
+bertgen_mini runs with `speed.apply(model, device)` (the engineered CPU modules; nothing is swapped on CUDA), the
+path its own inference takes (devices.ready_for_inference); SPEED=0 times its textbook modules instead.
 --device cuda runs both on the GPU (fp32). --compile adds both libraries with their encoder and decoder under
 `torch.compile(dynamic=True)` (bertgen_mini's textbook modules), the first run's extra time reported as compile time.
 
 Env: THREADS (2), SRC_LEN (64), NEW_TOKENS (32), BATCHES ("1,16"), BEAMS ("1,4"), CACHE ("1,0"), REPEATS (3),
-SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16), OMP_WAIT_POLICY (unset: OpenMP's
-default, the fastest for both libraries on an idle machine, where PASSIVE made every small parallel operation wait
-for a sleeping thread and halved our batch-1 speed; on a machine shared with other jobs set PASSIVE, since there
+SPEED (1), SKIP_NOCACHE_ABOVE (batch * beams above which use_cache=False is skipped; 16), OMP_WAIT_POLICY (unset:
+OpenMP's default, the fastest for both libraries on an idle machine, where PASSIVE made every small parallel operation
+wait for a sleeping thread and halved our batch-1 speed; on a machine shared with other jobs set PASSIVE, since there
 spin-waiting made both libraries 5-8x slower).
 Run from the repo root: python -m bench.generate [--device cuda] [--compile]   (2-4 minutes on 2 idle cores).
 Prints a table, JSON, and a last line starting with SUMMARY that states the ratios against the targets.
@@ -46,6 +47,7 @@ REPEATS = int(os.environ.get("REPEATS", "3"))
 SKIP_NOCACHE_ABOVE = int(os.environ.get("SKIP_NOCACHE_ABOVE", "16"))
 WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY") or "default"
 ISOLATE = os.environ.get("ISOLATE") == "1"
+SPEED = os.environ.get("SPEED", "1") == "1"  # 0: bertgen_mini without speed.apply (its plain, textbook modules)
 IDS = dict(decoder_start_token_id=101, pad_token_id=0, eos_token_id=102)
 TARGETS = {"cpu": {1: 2.0, 16: 1.5}, "cuda": {1: 1.5, 64: 1.5}}  # batch -> speed-up wanted (cached, per beams)
 
@@ -71,7 +73,7 @@ def build_models(device, compiled):
     assert not [k for k in missing if "lm_head" not in k], missing  # the tied LM head follows the embeddings
     ours, theirs = ours.to(device), theirs.to(device)
     if not compiled:
-        return speed.apply(ours, device), theirs
+        return speed.apply(ours, device) if SPEED else ours, theirs
     for model, body in ((ours, ours.decoder), (theirs, theirs.decoder)):
         model.encoder.forward = torch.compile(model.encoder.forward, dynamic=True)
         body.forward = torch.compile(body.forward, dynamic=True)
@@ -178,11 +180,13 @@ def main():
             r["speedup"] = round(r["ours_tok_s"] / r["hf_tok_s"], 2)
         how = "each library alone in its own process" if ISOLATE and not compiled else \
             "the libraries alternating run by run"
+        how += "" if SPEED or compiled else ", bertgen_mini without the speed layer (SPEED=0)"
         table(rows, f"{label}, {args.device}, {THREADS} threads (OMP_WAIT_POLICY={WAIT_POLICY}), source {SRC_LEN} "
                     f"tokens, {NEW_TOKENS} new tokens, median of {REPEATS}, {how}")
         results.append({"variant": label, "runs": rows})
         lines.append(summary(rows, args.device, label))
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "threads": THREADS,
+                      "speed_layer": SPEED,
                       "device": args.device, "omp_wait_policy": WAIT_POLICY, "isolate": ISOLATE,
                       "src_len": SRC_LEN, "new_tokens": NEW_TOKENS, "repeats": REPEATS, "results": results}))
     print("\n".join(lines))

@@ -5,6 +5,7 @@ The model, its tokenizers and attention capture are importable from here. Heavie
 `.metrics`, `.recipes`, `.train`, `.evaluate`, `.zoo`.
 """
 from .attention_capture import AttentionCapture, capture_attentions
+from .auto import AutoTokenizer
 from .config import BertGenerationConfig
 from .encoder_decoder import EncoderDecoderConfig, EncoderDecoderModel, shift_tokens_right
 from .kv_cache import KVCache
@@ -18,5 +19,6 @@ from .tokenizer_wordpiece import BertTokenizer
 __all__ = [
     "BertGenerationConfig", "BertGenerationEncoder", "BertGenerationDecoder", "EncoderDecoderConfig",
     "EncoderDecoderModel", "KVCache", "shift_tokens_right", "default_bert_dir", "BertGenerationTokenizer",
-    "BertTokenizer", "GPT2Tokenizer", "RobertaTokenizer", "BatchEncoding", "AttentionCapture", "capture_attentions",
+    "BertTokenizer", "GPT2Tokenizer", "RobertaTokenizer", "AutoTokenizer", "BatchEncoding", "AttentionCapture",
+    "capture_attentions",
 ]

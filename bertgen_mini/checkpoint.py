@@ -1,7 +1,10 @@
 """Checkpoints in the Hugging Face layout: a folder with `config.json` and `model.safetensors`.
 
 Reading accepts what transformers writes (BERT, BertGeneration and EncoderDecoderModel folders, tied weights
-stored once) and `pytorch_model.bin` through `torch.load(weights_only=True)`, which never runs pickled code.
+stored once, weights split into shards listed by an index file) and `pytorch_model.bin` through
+`torch.load(weights_only=True)`, which never runs pickled code. `from_pretrained` also takes a Hugging Face Hub id
+(bertgen_mini.hub fetches the files into the standard cache) and reads the folder's generation defaults as
+transformers does (`read_generation_config`).
 A config.json of another kind of model (GPT-2, RoBERTa, ...) is refused with a message that says what it is.
 Loading maps BERT's names onto ours and returns a `LoadReport`: which weights came from the checkpoint, which
 are new (cross-attention, the LM-head bias) and which the checkpoint had but this model does not use (token
@@ -20,10 +23,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .files import atomic_write, checkpoint_dir, read_text, regular_file
+from .files import atomic_write, atomic_write_text, checkpoint_dir, read_text, regular_file
+from .generation import GENERATION_FIELDS, first_set
+from .hub import is_hub_id, resolve
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+GENERATION_CONFIG_NAME = "generation_config.json"
+# The weights, in transformers' order of preference: one file, or an index naming the shards (each read alike)
+WEIGHT_FILES = (WEIGHTS_NAME, "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKEN_IDS = ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
 # Parts of a BERT checkpoint BertGeneration has no place for by design: warm-starting drops them (Rothe et al.).
 BERT_ONLY = re.compile(r"(embeddings\.token_type_embeddings|pooler|cls)\.")
 SUPPORTED_MODEL_TYPES = ("bert", "bert-generation")
@@ -66,20 +75,28 @@ def check_model_type(values: dict) -> None:
 
 
 def weights_file(directory) -> Path:
-    """The weights file of the checkpoint folder `directory`: model.safetensors, else pytorch_model.bin. Clear errors
-    for a missing folder or file, and for a weights file that is not a regular file (a FIFO would hang the read)."""
+    """The file read_state_dict reads first in `directory`: the preferred one of WEIGHT_FILES that is there. Clear
+    errors for a missing folder or file, and for a weights file that is not a regular file (a FIFO would hang the
+    read)."""
     directory = checkpoint_dir(directory)
-    for name in (WEIGHTS_NAME, "pytorch_model.bin"):
+    for name in WEIGHT_FILES:
         if os.path.lexists(directory / name):
             return regular_file(directory / name)
     raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME} (nor pytorch_model.bin). Is this the right folder? "
                             f"It holds: {sorted(p.name for p in directory.iterdir())[:10]}")
 
 
-def read_state_dict(directory) -> dict:
-    """Tensors of the checkpoint in `directory`, by name. Clear errors for a missing or damaged folder."""
-    path = weights_file(directory)
-    if path.name == WEIGHTS_NAME:
+def shard_names(index_file) -> list:
+    """The shard files a `*.index.json` names (its weight_map: tensor -> file), each once, in order."""
+    weight_map = read_json(index_file).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ValueError(f"{index_file} has no weight_map naming the shards: the file is damaged, copy it again.")
+    return list(dict.fromkeys(weight_map.values()))
+
+
+def read_tensor_file(path: Path) -> dict:
+    """The tensors of one .safetensors or .bin file, by name, with errors that name the file and the fix."""
+    if path.suffix == ".safetensors":
         try:
             return load_file(path)
         except (SafetensorError, OSError) as err:
@@ -89,6 +106,48 @@ def read_state_dict(directory) -> dict:
     except Exception as err:  # weights_only=True refuses any object but tensors and plain values: no code runs
         raise ValueError(f"{path} could not be read as plain tensors ({str(err)[:300]}). It may hold code "
                          f"rather than weights: re-save it as {WEIGHTS_NAME} from a source you trust.") from None
+
+
+def read_state_dict(directory) -> dict:
+    """Tensors of the checkpoint in `directory`, by name, from every shard. Clear errors for a missing or damaged
+    folder."""
+    path = weights_file(directory)
+    if not path.name.endswith(".index.json"):
+        return read_tensor_file(path)
+    tensors = {}
+    for name in shard_names(path):
+        if not os.path.lexists(path.parent / name):
+            raise FileNotFoundError(f"{path.parent / name}, a shard {path.name} names, is missing: the checkpoint is "
+                                    "incomplete. Copy or download it again.")
+        tensors.update(read_tensor_file(regular_file(path.parent / name)))
+    return tensors
+
+
+def fetch_checkpoint(name_or_folder, revision=None, local_files_only=False) -> Path:
+    """The folder of a checkpoint, a local one or a Hub id's cached snapshot (see bertgen_mini.hub), with its
+    config.json, its weights (every shard) and, when it has one, generation_config.json."""
+    folder = resolve(name_or_folder, need=[CONFIG_NAME, WEIGHT_FILES], may=[GENERATION_CONFIG_NAME],
+                     revision=revision, local_files_only=local_files_only)
+    if is_hub_id(name_or_folder) and (index := weights_file(folder)).name.endswith(".index.json"):
+        resolve(name_or_folder, need=shard_names(index), revision=folder.name, local_files_only=local_files_only)
+    return folder
+
+
+def read_generation_config(directory) -> dict:
+    """The generation defaults a checkpoint folder sets ({} when none), in transformers' names, read as transformers
+    5 reads them: generation_config.json when there is one, else the generation fields of config.json (the legacy
+    place), an encoder-decoder's `decoder` section filling those its top level leaves unset. Unset (null) fields
+    are left out; fields that are not generation settings are ignored."""
+    directory = Path(directory)
+    if os.path.lexists(directory / GENERATION_CONFIG_NAME):  # there but unreadable: an error, not skipped
+        values, decoder = read_json(directory / GENERATION_CONFIG_NAME), {}
+    else:
+        values = read_json(directory / CONFIG_NAME)
+        decoder = values.get("decoder") if isinstance(values.get("decoder"), dict) else {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{directory}: its generation settings are not a JSON object; the file is damaged.")
+    found = {name: first_set(values.get(name), decoder.get(name)) for name in GENERATION_FIELDS}
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def canonical_name(name: str) -> str:
@@ -183,6 +242,12 @@ def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str =
                     f"{target.dtype}: these are not the weights the name promises (a damaged or hand-made "
                     "checkpoint). Re-save it with float weights, or pass strict=False to cast them anyway.")
             report.cast.append(name)
+        if id(target) in loaded_ids and not torch.equal(target, tensor.to(target.dtype)):
+            raise ValueError(
+                f"{source}: '{name}' and another tensor of the checkpoint fill the same shared weight of this model "
+                "but hold different values: the checkpoint's halves were trained apart (transformers 5 does not "
+                "tie tie_encoder_decoder=True models), and one shared weight cannot hold both. Set "
+                "tie_encoder_decoder to false in its config.json to load both halves.")
         with torch.no_grad():
             target.copy_(tensor)
         loaded_ids.add(id(target))
@@ -227,21 +292,37 @@ def save_checkpoint(directory, config_dict: dict, tensors: dict) -> None:
 class PretrainedMixin:
     """`from_pretrained` / `save_pretrained` and `device` for the encoder, the decoder and the pair."""
 
+    generation_config = None  # a loaded model's generation defaults (a dict, see read_generation_config); None: none
+
     @classmethod
-    def from_pretrained(cls, directory, verbose=True, strict=True, **overrides):
-        """Build from a BERT or BertGeneration folder; `overrides` set config fields (is_decoder=True, ...).
-        The LoadReport is kept in `model.load_report` and printed unless verbose=False. strict=False accepts
-        tensors the model cannot use, and casts integer data, instead of refusing (see load_state)."""
-        config = cls.config_class.from_pretrained(directory, **overrides)
+    def from_pretrained(cls, name_or_folder, verbose=True, strict=True, revision=None, local_files_only=False,
+                        **overrides):
+        """Build from a BERT or BertGeneration checkpoint: a folder, or a Hugging Face Hub id ("org/name") fetched
+        into the Hugging Face cache (revision: a branch, tag or commit; local_files_only: the cache only, as
+        HF_HUB_OFFLINE=1). `overrides` set config fields (is_decoder=True, ...). The model comes back in evaluation
+        mode, as transformers returns it (model.train() before training), with the folder's generation defaults in
+        `model.generation_config` when it can generate. The LoadReport is kept in `model.load_report` and printed
+        unless verbose=False. strict=False accepts tensors the model cannot use, and casts integer data, instead of
+        refusing (see load_state)."""
+        folder = fetch_checkpoint(name_or_folder, revision, local_files_only)
+        config = cls.config_class.from_pretrained(folder, **overrides)
         model = cls(config)
-        model.load_report = load_state(model, read_state_dict(directory), str(directory), strict=strict)
+        model.load_report = load_state(model, read_state_dict(folder), str(name_or_folder), strict=strict)
+        if hasattr(model, "generate"):
+            model.generation_config = read_generation_config(folder)
         if verbose:
             print(model.load_report)
-        return model
+        return model.eval()
 
     def save_pretrained(self, directory) -> None:
-        """config.json + model.safetensors, which transformers' from_pretrained also loads."""
+        """config.json + model.safetensors, which transformers' from_pretrained also loads, and for a model that
+        generates generation_config.json: the token ids of its config and its generation defaults, which
+        transformers reads as the same defaults."""
         save_checkpoint(directory, self.config.to_dict(), unique_state_dict(self))
+        if hasattr(self, "generate"):
+            ids = {name: getattr(self.config, name, None) for name in TOKEN_IDS}
+            defaults = {**{k: v for k, v in ids.items() if v is not None}, **(self.generation_config or {})}
+            atomic_write_text(Path(directory) / GENERATION_CONFIG_NAME, json.dumps(defaults, indent=2) + "\n")
 
     @property
     def device(self):

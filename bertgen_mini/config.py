@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from .checkpoint import CONFIG_NAME, check_model_type, read_json
 from .checks import check_config
-from .files import atomic_write_text, checkpoint_dir
+from .files import atomic_write_text
+from .hub import resolve
 
 
 @dataclass
@@ -83,6 +84,10 @@ class BertGenerationConfig:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory, **overrides) -> "BertGenerationConfig":
-        return cls.from_json_file(checkpoint_dir(directory) / CONFIG_NAME, **overrides)
+    def from_pretrained(cls, name_or_folder, revision=None, local_files_only=False,
+                        **overrides) -> "BertGenerationConfig":
+        """The config.json of a checkpoint folder or of a Hugging Face Hub id (see bertgen_mini.hub: revision,
+        local_files_only); `overrides` win over the file."""
+        folder = resolve(name_or_folder, need=[CONFIG_NAME], revision=revision, local_files_only=local_files_only)
+        return cls.from_json_file(folder / CONFIG_NAME, **overrides)
 

@@ -11,7 +11,6 @@ decoder's cross-attention is its own. References: Rothe, Narayan & Severyn (TACL
 `EncoderDecoderModel` and its `shift_tokens_right`.
 """
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch.nn as nn
 
@@ -19,6 +18,7 @@ from .checks import check_encoder_decoder, check_labels, check_loss, check_share
 from .checkpoint import CONFIG_NAME, PretrainedMixin, read_json
 from .config import BertGenerationConfig
 from .generation import generate_seq2seq
+from .hub import resolve
 from .model import BertGenerationDecoder, BertGenerationEncoder
 from .outputs import Seq2SeqLMOutput
 
@@ -63,8 +63,10 @@ class EncoderDecoderConfig:
                    values.get("tie_encoder_decoder", False))
 
     @classmethod
-    def from_pretrained(cls, directory) -> "EncoderDecoderConfig":
-        return cls.from_dict(read_json(Path(directory) / CONFIG_NAME))
+    def from_pretrained(cls, name_or_folder, revision=None, local_files_only=False) -> "EncoderDecoderConfig":
+        """The config.json of a saved pair: a folder or a Hugging Face Hub id (see bertgen_mini.hub)."""
+        folder = resolve(name_or_folder, need=[CONFIG_NAME], revision=revision, local_files_only=local_files_only)
+        return cls.from_dict(read_json(folder / CONFIG_NAME))
 
 
 class EncoderDecoderModel(PretrainedMixin, nn.Module):
@@ -135,8 +137,9 @@ class EncoderDecoderModel(PretrainedMixin, nn.Module):
                                encoder_outputs.hidden_states, encoder_outputs.attentions)
 
     def generate(self, input_ids, attention_mask=None, **settings):
-        """(B, S) source ids -> (B * num_return_sequences, L) target ids, start token first. Greedy by default;
-        num_beams, do_sample, max_new_tokens, ...: see bertgen_mini.generation.generate_seq2seq."""
+        """(B, S) source ids -> (B * num_return_sequences, L) target ids, start token first. Greedy, 20 new tokens by
+        default, unless the checkpoint folder saved other settings (model.generation_config); num_beams, do_sample,
+        max_new_tokens, ... override them: see bertgen_mini.generation.generate_seq2seq."""
         return generate_seq2seq(self, input_ids, attention_mask, **settings)
 
     # ------------------------------------------------------------------------------------------ checkpoints
@@ -157,13 +160,17 @@ class EncoderDecoderModel(PretrainedMixin, nn.Module):
         model.load_report = encoder.load_report.prefixed("encoder.") + decoder.load_report.prefixed("decoder.")
         if verbose:
             print(model.load_report)
-        return model
+        return model.eval()  # as its halves come: model.train() before training
 
     @classmethod
-    def from_pretrained(cls, directory, verbose=False, strict=True):
-        """Load a pair saved by `save_pretrained` here or by transformers' EncoderDecoderModel. strict=False drops
-        tensors the config has no place for, and casts integer data, instead of refusing (see load_state)."""
-        model = super().from_pretrained(directory, verbose=False, strict=strict)  # printed once known complete
+    def from_pretrained(cls, name_or_folder, verbose=False, strict=True, revision=None, local_files_only=False):
+        """Load a pair saved by `save_pretrained` here or by transformers' EncoderDecoderModel: a folder or a
+        Hugging Face Hub id such as "google/roberta2roberta_L-24_discofuse" (revision, local_files_only: see
+        PretrainedMixin.from_pretrained). In evaluation mode, with the folder's generation defaults, which
+        `generate` uses for what its call leaves out. strict=False drops tensors the config has no place for, and
+        casts integer data, instead of refusing (see load_state)."""
+        model = super().from_pretrained(name_or_folder, verbose=False, strict=strict, revision=revision,
+                                        local_files_only=local_files_only)  # printed once known complete
         model.load_report.check_complete()
         if verbose:
             print(model.load_report)

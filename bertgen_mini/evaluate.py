@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_tokenizer_fits
 from .data import load_wikisplit
+from .devices import pick_device, ready_for_inference
 from .files import atomic_write_text, check_writable, checkpoint_dir
 from .metrics import score_all
 
@@ -106,7 +107,6 @@ def at_least(minimum: int):
 def main(argv=None):
     from .encoder_decoder import EncoderDecoderModel
     from .tokenizer_wordpiece import BertTokenizer
-    from .train import pick_device
 
     parser = argparse.ArgumentParser(description="Score a saved model on a WikiSplit split.")
     parser.add_argument("--model-dir", required=True, help="folder written by save_pretrained (with vocab.txt)")
@@ -126,7 +126,7 @@ def main(argv=None):
     out = Path(args.output_dir) if args.output_dir else checkpoint_dir(args.model_dir)
     check_writable(out)  # before the generation, which can take an hour
     model_dir = checkpoint_dir(args.model_dir)
-    model = EncoderDecoderModel.from_pretrained(model_dir).to(pick_device())
+    model = ready_for_inference(EncoderDecoderModel.from_pretrained(model_dir), device=pick_device())
     tokenizer = BertTokenizer.from_pretrained(model_dir)
     check_tokenizer_fits(tokenizer, model)
     pairs = load_wikisplit(args.split, args.data_dir, args.task)

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from .data import TASKS, load_wikisplit
+from .devices import ready_for_inference
 from .evaluate import at_least, evaluate, round_trip
 from .files import atomic_write_text
 from .metrics import score_all
@@ -189,6 +190,7 @@ def run_recipe(task: str, recipe: str, output_dir, settings: dict, bert_dir=None
                          data_dir=None if data_dir is None else str(data_dir))
     start = time.time()
     model, tokenizer = train(config)
+    ready_for_inference(model)  # the trainer's speed setting was for training; scoring takes the fast path
     pairs = load_wikisplit("validation", data_dir, task)[:final_rows]
     scores, _ = evaluate(model, tokenizer, pairs)
     log = read_log(output_dir)

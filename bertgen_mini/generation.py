@@ -213,28 +213,69 @@ def replay_cross_attentions(decoder, sequences, prompt_len, encoder_states, enco
     return tuple(probs * live[:, None, :, None] for probs in out.cross_attentions)
 
 
-def make_settings(config, seed, kwargs, device):
-    """GenerationSettings from keyword arguments, with token ids taken from `config` when not given.
-    Returns (settings, return_dict)."""
-    return_dict = kwargs.pop("return_dict_in_generate", False)
-    if unknown := set(kwargs) - set(GenerationSettings.__dataclass_fields__):
+# transformers' way to give lengths: the whole output, prompt included (for an encoder-decoder, the start token)
+PROMPT_LENGTHS = ("max_length", "min_length")
+# transformers' generation settings this package does not implement, each with the value that leaves the tokens as
+# they are: a call or a checkpoint folder that sets another value is refused, not quietly generated without it.
+NOT_IMPLEMENTED = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "encoder_no_repeat_ngram_size": 0,
+                   "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "min_p": None, "top_h": None,
+                   "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+                   "sequence_bias": None, "forced_bos_token_id": None, "forced_eos_token_id": None,
+                   "exponential_decay_length_penalty": None, "remove_invalid_values": False,
+                   "renormalize_logits": False, "num_beam_groups": 1, "diversity_penalty": 0.0,
+                   "penalty_alpha": None, "constraints": None, "force_words_ids": None, "guidance_scale": None,
+                   "watermarking_config": None, "max_time": None, "stop_strings": None}
+# Every setting generate() takes by name, and a checkpoint's generation defaults may hold (see
+# checkpoint.read_generation_config): GenerationSettings' fields, the lengths above, the start ids, and the refused.
+GENERATION_FIELDS = (*(f for f in GenerationSettings.__dataclass_fields__ if f != "generator"), *PROMPT_LENGTHS,
+                     "decoder_start_token_id", "bos_token_id", "return_dict_in_generate", *NOT_IMPLEMENTED)
+
+
+def first_set(*values):
+    """The first of `values` that is not None (None if all are)."""
+    return next((v for v in values if v is not None), None)
+
+
+def make_settings(model, seed, kwargs, prompt_length):
+    """Settings for one generate() call: (GenerationSettings, decoder start token or None, return_dict_in_generate).
+
+    Each setting is the call's keyword argument, else the model's generation default (`model.generation_config`:
+    what its checkpoint folder sets, read as transformers reads it), else, for token ids, model.config's, else
+    GenerationSettings' own default (transformers'). The start token falls back on bos_token_id last, as in
+    transformers. max_length / min_length count the prompt of `prompt_length` tokens (an encoder-decoder's start
+    token: max_length=20 is 19 new tokens); max_new_tokens / min_new_tokens, set anywhere, win over them."""
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    values = {**(model.generation_config or {}), **given}
+    if unknown := set(values) - {"generator", *GENERATION_FIELDS}:
         raise TypeError(f"generate() got unknown settings {sorted(unknown)}; see GenerationSettings for the list.")
-    s = GenerationSettings(**kwargs)
-    s.eos_token_id = s.eos_token_id if s.eos_token_id is not None else config.eos_token_id
-    s.pad_token_id = s.pad_token_id if s.pad_token_id is not None else config.pad_token_id
-    if s.pad_token_id is None:
-        s.pad_token_id = s.eos_token_id if s.eos_token_id is not None else 0
+    if refused := {k: values[k] for k, inert in NOT_IMPLEMENTED.items() if values.get(k, inert) != inert}:
+        raise ValueError(f"{refused}: bertgen_mini does not implement {', '.join(refused)}, and without it the tokens "
+                         "would differ from transformers'. Leave it out of the call; if the model's folder set it, "
+                         "drop it from model.generation_config to generate anyway.")
+    return_dict = values.pop("return_dict_in_generate", False)
+    start = first_set(values.pop("decoder_start_token_id", None), model.config.decoder_start_token_id,
+                      values.pop("bos_token_id", None))
+    max_length, min_length = values.pop("max_length", None), values.pop("min_length", None)
+    if values.get("max_new_tokens") is None and max_length is not None:
+        if max_length <= prompt_length:
+            raise ValueError(f"max_length={max_length} counts the {prompt_length}-token prompt (the start token too) "
+                             "and leaves no new token: raise it, or pass max_new_tokens.")
+        values["max_new_tokens"] = max_length - prompt_length
+    if values.get("min_new_tokens") is None and min_length is not None:
+        values["min_new_tokens"] = max(0, min_length - prompt_length)
+    s = GenerationSettings(**{k: v for k, v in values.items() if k not in NOT_IMPLEMENTED})
+    s.eos_token_id = first_set(s.eos_token_id, model.config.eos_token_id)
+    s.pad_token_id = first_set(s.pad_token_id, model.config.pad_token_id, s.eos_token_id, 0)
     if seed is not None:
         if s.generator is not None:
             raise ValueError("Pass either seed or generator, not both.")
-        s.generator = torch.Generator(device=device).manual_seed(seed)
+        s.generator = torch.Generator(device=model.device).manual_seed(seed)
     s.check()
-    return s, return_dict
+    return s, start, return_dict
 
 
-def start_token(given, config, vocab_size: int):
-    """The decoder start token: the argument, else the config's, else a clear error; an id of the vocabulary."""
-    start = given if given is not None else config.decoder_start_token_id
+def check_start(start, vocab_size: int):
+    """The decoder start token, or a clear error when nothing names one or it is not an id of the vocabulary."""
     if start is None:
         raise ValueError("No decoder start token: pass decoder_start_token_id=... or set "
                          "model.config.decoder_start_token_id (for a BERT vocabulary: the [CLS] id, 101).")
@@ -254,16 +295,17 @@ def warn_if_training(model):
 
 
 @torch.inference_mode()
-def generate_seq2seq(model, input_ids, attention_mask=None, decoder_start_token_id=None, seed=None, **settings):
+def generate_seq2seq(model, input_ids, attention_mask=None, seed=None, **settings):
     """Generate targets with an EncoderDecoderModel.
 
     input_ids (B, S) source ids, right-padded; attention_mask (B, S) 1 for real tokens. Settings: the fields of
-    GenerationSettings, `return_dict_in_generate`, `seed` (sampling), `decoder_start_token_id`; token ids default to
-    model.config's. Returns (B * num_return_sequences, L) ids starting with the start token, or a GenerateOutput.
+    GenerationSettings, transformers' `max_length` / `min_length`, `return_dict_in_generate`, `seed` (sampling),
+    `decoder_start_token_id`; what is not given comes from the model's generation defaults and config (see
+    make_settings). Returns (B * num_return_sequences, L) ids starting with the start token, or a GenerateOutput.
     """
-    s, return_dict = make_settings(model.config, seed, settings, model.device)
+    s, start, return_dict = make_settings(model, seed, settings, prompt_length=1)
     vocab_size = model.decoder.config.vocab_size
-    start = start_token(decoder_start_token_id, model.config, vocab_size)
+    start = check_start(start, vocab_size)
     s.check_ids(vocab_size)
     check_ids_tensor(input_ids)
     if input_ids is None or input_ids.dim() != 2 or 0 in input_ids.shape:
@@ -290,16 +332,17 @@ def generate_seq2seq(model, input_ids, attention_mask=None, decoder_start_token_
 
 @torch.inference_mode()
 def generate_decoder(decoder, input_ids=None, attention_mask=None, encoder_hidden_states=None,
-                     encoder_attention_mask=None, decoder_start_token_id=None, seed=None, **settings):
+                     encoder_attention_mask=None, seed=None, **settings):
     """Generate with a BertGenerationDecoder used alone: continue the prompt input_ids (B, T), or start from the
     decoder start token when it is None. encoder_hidden_states (B, S, d) feed cross-attention when given.
     Settings as for generate_seq2seq. Returns (B * num_return_sequences, T + new) ids, prompt first."""
-    s, return_dict = make_settings(decoder.config, seed, settings, decoder.device)
+    prompt_length = 1 if input_ids is None or input_ids.dim() != 2 else input_ids.shape[1]
+    s, start, return_dict = make_settings(decoder, seed, settings, prompt_length)
     device = decoder.device
     s.check_ids(decoder.config.vocab_size)
     check_ids_tensor(input_ids)
     if input_ids is None:
-        start = start_token(decoder_start_token_id, decoder.config, decoder.config.vocab_size)
+        start = check_start(start, decoder.config.vocab_size)
         batch = 1 if encoder_hidden_states is None else encoder_hidden_states.shape[0]
         input_ids = torch.full((batch, 1), start, dtype=torch.long, device=device)
     if input_ids.dim() != 2 or 0 in input_ids.shape:

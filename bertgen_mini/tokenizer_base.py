@@ -36,9 +36,11 @@ import torch
 from .checkpoint import read_json
 from .checks import check_type
 from .files import atomic_write, atomic_write_text
+from .hub import is_hub_id, resolve
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 CONFIG_NAME = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_NAME = "special_tokens_map.json"  # older checkpoints name their special tokens here
 # how an added token is matched, as transformers' AddedToken records it: in the text as written, anywhere in a word
 ADDED_TOKEN_FLAGS = {"lstrip": False, "rstrip": False, "single_word": False, "normalized": False}
 # what a token with lstrip / rstrip swallows: Unicode's White_Space characters (Rust's char::is_whitespace, which the
@@ -343,11 +345,19 @@ class Tokenizer:
         return vocabulary + (str(config_path),)
 
     @classmethod
-    def from_pretrained(cls, path, **overrides):
+    def from_pretrained(cls, path, revision=None, local_files_only=False, **overrides):
         """Load from a directory holding the vocabulary file and, optionally, tokenizer_config.json (whose settings
-        are used unless overridden by keyword); a path to the vocabulary file itself also works."""
+        are used unless overridden by keyword, e.g. pad_token="<pad>") and the older special_tokens_map.json; a path
+        to the vocabulary file itself also works, and so does a Hugging Face Hub id, fetched into the Hugging Face
+        cache (revision, local_files_only: see bertgen_mini.hub)."""
+        if is_hub_id(path):
+            path = resolve(path, need=[cls.vocab_file_name], may=[CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME],
+                           revision=revision, local_files_only=local_files_only)
         path = Path(path)
-        saved = read_saved_settings(path / CONFIG_NAME) if os.path.lexists(path / CONFIG_NAME) else {}
+        saved = read_saved_settings(path / CONFIG_NAME)
+        if "added_tokens_decoder" not in saved:  # as transformers: the older file, read when the newer lacks tokens
+            older = read_saved_settings(path / SPECIAL_TOKENS_MAP_NAME)
+            saved.update({name: token for name, token in older.items() if name in SPECIAL_TOKEN_NAMES})
         known = inspect.signature(cls.__init__).parameters
         settings = {k: v for k, v in saved.items() if k in known and k != "self"}
         settings = checked_settings(settings, known, path / CONFIG_NAME)
@@ -414,10 +424,13 @@ def _truncate(parts: list, budget: int) -> list:
     return [first[:keep[0]], second[:keep[1]]]
 
 
+
 def read_saved_settings(path) -> dict:
-    """The settings in a tokenizer_config.json. One that is there but cannot be read (a dangling link, a folder, a
-    FIFO, damaged JSON) is an error, not skipped: loading the vocabulary with default settings would give another
-    tokenizer without a word."""
+    """The settings in a tokenizer's JSON file (tokenizer_config.json, special_tokens_map.json), {} when there is
+    none. One that is there but cannot be read (a dangling link, a folder, a FIFO, damaged JSON) is an error, not
+    skipped: loading the vocabulary with default settings would give another tokenizer without a word."""
+    if not os.path.lexists(path):
+        return {}
     saved = read_json(path, what="it was listed in the folder")
     if not isinstance(saved, dict):
         raise TypeError(f"{path} holds a {type(saved).__name__}, not an object of settings: copy it again, or delete "

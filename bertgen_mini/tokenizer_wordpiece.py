@@ -55,9 +55,11 @@ class BertTokenizer(Tokenizer):
                  tokenize_chinese_chars: bool = True, never_split: list | None = None,
                  max_input_chars_per_word: int = 100, unk_token: str = "[UNK]", sep_token: str | None = "[SEP]",
                  pad_token: str | None = "[PAD]", cls_token: str | None = "[CLS]", mask_token: str | None = "[MASK]",
-                 model_max_length: int | None = None, clean_up_tokenization_spaces: bool = False):
+                 bos_token: str | None = None, eos_token: str | None = None, model_max_length: int | None = None,
+                 clean_up_tokenization_spaces: bool = False):
         """vocab_file: a `vocab.txt` (one token a line, the line number is its id) or a directory holding one.
-        strip_accents=None follows do_lower_case, as in BERT. never_split: words kept whole by the basic pass."""
+        strip_accents=None follows do_lower_case, as in BERT. never_split: words kept whole by the basic pass.
+        bos_token / eos_token: none in BERT; a seq2seq model's vocabulary may name them (the paper's WMT models)."""
         self.vocab_file = self._model_file(vocab_file)
         self.ids_to_tokens = _read_vocab(self.vocab_file)
         self.vocab = {token: i for i, token in enumerate(self.ids_to_tokens)}
@@ -72,7 +74,8 @@ class BertTokenizer(Tokenizer):
         self._word_cache = {}  # word -> its wordpieces; the basic pass and WordPiece only depend on the word
         self._unk_id = self.vocab[unk_token]
         super().__init__(model_max_length, clean_up_tokenization_spaces, unk_token=unk_token, sep_token=sep_token,
-                         pad_token=pad_token, cls_token=cls_token, mask_token=mask_token)
+                         pad_token=pad_token, cls_token=cls_token, mask_token=mask_token, bos_token=bos_token,
+                         eos_token=eos_token)
 
     @property
     def vocab_size(self) -> int:

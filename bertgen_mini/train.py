@@ -55,6 +55,7 @@ from tqdm.auto import tqdm
 from . import speed
 from .checkpoint import load_state, read_json, read_state_dict, weights_file
 from .checks import check_field_types, check_tokenizer_fits, fits
+from .devices import pick_device
 from .files import append_text, atomic_write, atomic_write_text, check_writable, file_sha256, folder_lock, regular_file
 from .recipes import CROSS_INITS, RECIPES
 
@@ -147,13 +148,6 @@ class TrainConfig:
                  for name, ok, need in rules if not ok]
         if wrong:
             raise ValueError("These settings cannot train: " + "; ".join(wrong) + ".")
-
-
-def pick_device() -> torch.device:
-    """CUDA (this process's GPU under torchrun) when present, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
 
 
 def autocast_dtype(precision: str, device: torch.device):

@@ -1,23 +1,69 @@
-"""Ready-trained models for the notebooks: trained once on this machine with a measured recipe, then cached.
+"""Ready-trained models: the notebooks' own, trained once on this machine, and the paper's, on the Hugging Face Hub.
 
 `finetuned_bert2bert()` fine-tunes the MiniLM bert2bert on WikiSplit's tune split with a preset of
 bertgen_mini.recipes (see default_preset), saves it under `<cache>/finetuned/bert2bert-<preset>-<settings hash>/`
 in the Hugging Face layout and, on every later call, just loads it. The hash makes a changed preset train a new
 model instead of loading one trained with old settings. Delete the folder to train again. Nothing is downloaded.
+
+PAPER_CHECKPOINTS lists the fine-tuned models Rothe, Narayan & Severyn released (TACL 2020), which
+`EncoderDecoderModel.from_pretrained(hub_id)` and `AutoTokenizer.from_pretrained(hub_id)` load (downloaded once
+into the Hugging Face cache: see bertgen_mini.hub).
 """
 import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from . import paths
 from .checks import check_tokenizer_fits
+from .devices import ready_for_inference
 from .encoder_decoder import EncoderDecoderModel
 from .recipes import ADDED_TOKENS, PRESETS
 from .tokenizer_wordpiece import BertTokenizer
 from .train import TrainConfig, checkpoints, train
+
+
+
+class PaperCheckpoint(NamedTuple):
+    """One of the paper's fine-tuned models on the Hugging Face Hub."""
+
+    hub_id: str
+    task: str       # what it was fine-tuned for, on which data
+    size: str       # parameters, and the download (fp32 weights)
+    tokenizer: str  # what AutoTokenizer.from_pretrained(hub_id) gives
+
+
+# Sizes: parameters computed from the 24-layer, 1024-wide BertGeneration configs (shared weights counted once),
+# downloads as the Hub lists the weights files (pytorch_model.bin).
+SHARED = "455 M (encoder and decoder share weights), 1.8 GB"
+SENTENCEPIECE = "BertGenerationTokenizer (spiece.model, 50,358 pieces)"
+WORDPIECE = ('BertTokenizer (vocab.txt); pass pad_token="<pad>", eos_token="</s>", bos_token="<s>" as the model '
+             "card does")
+PAPER_CHECKPOINTS = (
+    PaperCheckpoint("google/roberta2roberta_L-24_discofuse", "sentence fusion (DiscoFuse)", SHARED, SENTENCEPIECE),
+    PaperCheckpoint("google/roberta2roberta_L-24_wikisplit", "sentence splitting (WikiSplit)", SHARED, SENTENCEPIECE),
+    PaperCheckpoint("google/roberta2roberta_L-24_bbc", "extreme summarization (BBC XSum)", SHARED, SENTENCEPIECE),
+    PaperCheckpoint("google/roberta2roberta_L-24_cnn_daily_mail", "summarization (CNN/Daily Mail)", SHARED,
+                    SENTENCEPIECE),
+    PaperCheckpoint("google/roberta2roberta_L-24_gigaword", "headline generation (Gigaword)", SHARED, SENTENCEPIECE),
+    PaperCheckpoint("google/bert2bert_L-24_wmt_de_en", "translation German to English (WMT14)",
+                    "about 770 M (two halves), 3.1 GB", WORDPIECE),
+    PaperCheckpoint("google/bert2bert_L-24_wmt_en_de", "translation English to German (WMT14)",
+                    "about 770 M (two halves), 3.1 GB", WORDPIECE),
+    PaperCheckpoint("google/bert_for_seq_generation_L-24_bbc_encoder", "the encoder of a BBC summarizer; its "
+                    "tokenizer is the roberta2roberta models'", "354 M (an encoder alone), 1.4 GB", SENTENCEPIECE),
+)
+
+
+def paper_checkpoints_table() -> str:
+    """PAPER_CHECKPOINTS as a Markdown table (for a notebook's display(Markdown(...)), or a README)."""
+    rows = ["| Hub id | task | parameters, download | tokenizer |", "|---|---|---|---|"]
+    rows += [f"| `{c.hub_id}` | {c.task} | {c.size} | {c.tokenizer} |" for c in PAPER_CHECKPOINTS]
+    return "\n".join(rows)
+
 
 DONE_MARKER = "train_config.json"  # written last by train(): its presence means the folder is complete
 TRAINING_TIME = {"cpu-quick": "about 4 minutes on 2 CPU cores",  # measured on this project's machines
@@ -41,12 +87,15 @@ def model_folder(preset: str, cache_dir=None) -> Path:
     return root / "finetuned" / f"bert2bert-{preset}-{settings_hash}"
 
 
-def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True):
+def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True, fast: bool = True):
     """The MiniLM bert2bert fine-tuned for sentence splitting, and its tokenizer: (EncoderDecoderModel, BertTokenizer).
 
     quick: True for the "cpu-quick" preset, False for "cpu-hour"; None (default) lets default_preset() choose.
     cache_dir: default bertgen_mini.paths.cache_dir(). The first call trains (a progress bar when verbose) and an
     interrupted training resumes from its last checkpoint; later calls load from the cache in seconds.
+    fast: on a CPU, run through the speed layer (devices.ready_for_inference: the same tokens, faster; the
+    measurements are in bench/README.md); False keeps the textbook modules. The model is in evaluation mode, on
+    the CPU.
     """
     preset = default_preset() if quick is None else "cpu-quick" if quick else "cpu-hour"
     folder = model_folder(preset, cache_dir)
@@ -62,4 +111,4 @@ def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool
             shutil.rmtree(folder_to_drop)
     model, tokenizer = EncoderDecoderModel.from_pretrained(folder), BertTokenizer.from_pretrained(folder)
     check_tokenizer_fits(tokenizer, model)  # a cache folder edited by hand or half-copied: refused, not mispaired
-    return model.eval(), tokenizer
+    return ready_for_inference(model, fast), tokenizer
