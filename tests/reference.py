@@ -9,6 +9,17 @@ transformers.logging.set_verbosity_error()
 
 SMALL = dict(vocab_size=101, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
              max_position_embeddings=64)
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def assert_same_outputs(ours, theirs, *per_layer):
+    """Logits and loss of two model outputs to TOL, and every tensor of the per-layer fields named (attentions,
+    hidden states, ...), layer by layer."""
+    torch.testing.assert_close(ours.logits, theirs.logits, **TOL)
+    torch.testing.assert_close(ours.loss, theirs.loss, **TOL)
+    for name in per_layer:
+        for x, y in zip(getattr(ours, name), getattr(theirs, name), strict=True):
+            torch.testing.assert_close(x, y, **TOL, msg=name)
 
 
 def hf_config(config: bg.BertGenerationConfig):
