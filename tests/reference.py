@@ -42,11 +42,11 @@ def hf_twin(model, attn_implementation="eager"):
     return twin
 
 
-def small_pair(seed=0, **overrides):
+def small_pair(seed=0, tie_encoder_decoder=False, **overrides):
     torch.manual_seed(seed)
     enc = bg.BertGenerationEncoder(bg.BertGenerationConfig(**{**SMALL, **overrides}))
     dec = bg.BertGenerationDecoder(bg.BertGenerationConfig(**{**SMALL, **overrides}, is_decoder=True,
                                                            add_cross_attention=True))
-    model = bg.EncoderDecoderModel(encoder=enc, decoder=dec)
+    model = bg.EncoderDecoderModel(encoder=enc, decoder=dec, tie_encoder_decoder=tie_encoder_decoder)
     model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 0, 1
     return model.eval()
