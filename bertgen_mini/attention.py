@@ -9,7 +9,8 @@ where it is not (padding, or the future in a decoder). Each block ends as every 
 LayerNorm(X + Dropout(MultiHead(X))).
 
 The module names (`self.query`, `output.dense`, `output.LayerNorm`, ...) are those of BERT checkpoints, so a
-pretrained state dict loads without renaming. References: Vaswani et al. 2017 "Attention Is All You Need";
+pretrained state dict loads without renaming. `Heads` holds what does not depend on how Q, K and V are projected
+(the heads, the cache, the scaled dot product); GPT-2's attention (gpt2.py) builds on it too. References: Vaswani et al. 2017 "Attention Is All You Need";
 Devlin et al. 2019 (BERT); transformers' `BertGenerationSelfAttention` / `BertGenerationCrossAttention`.
 """
 import math

@@ -9,6 +9,7 @@ import transformers
 
 import bertgen_mini as bg
 from bertgen_mini import speed
+from bertgen_mini.attention_capture import capture_from_ids
 from bertgen_mini.checkpoint import module_group
 from bertgen_mini.recipes import build_model, param_groups
 from bertgen_mini.vocab import resize_token_embeddings
@@ -192,6 +193,16 @@ def test_speed_layer_keeps_bert2gpt_numbers(tmp_path):
     out = ours(input_ids=ids, attention_mask=mask, labels=labels)
     torch.testing.assert_close(out.logits, expected.logits, **TOL)
     assert torch.equal(ours.generate(ids, mask, max_new_tokens=8, num_beams=3), tokens)
+
+
+def test_attention_capture_reads_gpt2_cross_attention(tmp_path):
+    pair = ours_from(lively(hf_bert2gpt(48, seed=5)), tmp_path)
+    ids, mask, _ = batch(seed=3)
+    sequences = pair.generate(ids, mask, max_new_tokens=6)
+    capture = capture_from_ids(pair, ids, mask, sequences)[1]
+    S, T = int(mask[1].sum()), len(capture.target_tokens)
+    assert capture.num_layers == GPT2["n_layer"] and capture.cross[0].shape == (GPT2["n_head"], T, S)
+    torch.testing.assert_close(capture.cross[0].sum(-1), torch.ones(GPT2["n_head"], T))
 
 
 def test_gpt2_decoder_cannot_share_weights_with_a_bert_encoder(tmp_path):
