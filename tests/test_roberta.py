@@ -7,6 +7,7 @@ The checkpoints are tiny random RoBERTa models that transformers builds and save
 import pytest
 import torch
 import transformers
+from safetensors.torch import load_file, save_file
 
 import bertgen_mini as bg
 from bertgen_mini.checkpoint import module_group
@@ -69,6 +70,15 @@ def test_load_report_says_what_was_sliced_folded_and_dropped(tmp_path):
     assert {module_group(n) for n in report.unused} == {"lm_head", "lm_head.dense", "lm_head.layer_norm"}
     text = str(report)
     assert "padding_idx + 1 = 2" in text and "rows 0-1 dropped" in text and "folded" in text and "MLM head" in text
+
+
+def test_a_roberta_folder_without_its_token_type_vector_is_named_incomplete(tiny_roberta):
+    folder, _ = tiny_roberta
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["embeddings.token_type_embeddings.weight"]
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(ValueError, match="token_type_embeddings.*incomplete"):
+        bg.BertGenerationEncoder.from_pretrained(folder)
 
 
 def test_roberta_decoder_body_matches_a_causal_robertamodel(tmp_path):
