@@ -9,7 +9,8 @@ where it is not (padding, or the future in a decoder). Each block ends as every 
 LayerNorm(X + Dropout(MultiHead(X))).
 
 The module names (`self.query`, `output.dense`, `output.LayerNorm`, ...) are those of BERT checkpoints, so a
-pretrained state dict loads without renaming. References: Vaswani et al. 2017 "Attention Is All You Need";
+pretrained state dict loads without renaming. `Heads` holds what does not depend on how Q, K and V are projected
+(the heads, the cache, the scaled dot product); GPT-2's attention (gpt2.py) builds on it too. References: Vaswani et al. 2017 "Attention Is All You Need";
 Devlin et al. 2019 (BERT); transformers' `BertGenerationSelfAttention` / `BertGenerationCrossAttention`.
 """
 import math
@@ -32,34 +33,41 @@ class ResidualOutput(nn.Module):
         return self.LayerNorm(residual + self.dropout(self.dense(x)))  # (B, T, d)
 
 
-class HeadProjections(nn.Module):
-    """The query/key/value projections and the scaled dot product, all heads at once."""
+class Heads(nn.Module):
+    """What every multi-head attention here shares, however it projects: splitting into heads, the key/value cache,
+    and the scaled dot product. Subclasses make the queries, keys and values (BERT: three maps, `HeadProjections`;
+    GPT-2: one map that makes all three, `gpt2.GPT2Attention`) and say how keys and values come from the encoder
+    output (`context_keys_values`)."""
 
-    def __init__(self, config, is_cross_attention):
+    def __init__(self, hidden_size, num_heads, dropout_prob, is_cross_attention):
         super().__init__()
-        d = config.hidden_size
-        self.num_heads = config.num_attention_heads
-        self.head_size = config.head_size
-        self.query = nn.Linear(d, d)
-        self.key = nn.Linear(d, d)
-        self.value = nn.Linear(d, d)
-        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.num_heads = num_heads
+        self.head_size = hidden_size // num_heads
+        self.dropout = nn.Dropout(dropout_prob)
         self.is_cross_attention = is_cross_attention
 
     def split_heads(self, x):
         B, T, _ = x.shape
         return x.view(B, T, self.num_heads, self.head_size).transpose(1, 2)  # (B, T, d) -> (B, nh, T, hs)
 
-    def keys_values(self, hidden, context, cache, layer_idx):
-        """K and V, each (B, nh, S, hs), for this call, reading and updating the cache when one is given."""
-        if self.is_cross_attention:
-            if cache is not None and cache.cross_attention[layer_idx] is not None:
-                return cache.cross_attention[layer_idx]  # the source is fixed: computed at the first step
-            kv = self.split_heads(self.key(context)), self.split_heads(self.value(context))
-            if cache is not None:  # stored contiguous: every later step reads them, 1.2-2x faster than a strided view
-                kv = cache.cross_attention[layer_idx] = tuple(t.contiguous() for t in kv)
-            return kv
-        k, v = self.split_heads(self.key(hidden)), self.split_heads(self.value(hidden))
+    def context_keys_values(self, context):
+        """Cross-attention's keys and values, each (B, S, d), from the encoder output context (B, S, d)."""
+        raise NotImplementedError
+
+    def cross_keys_values(self, context, cache, layer_idx):
+        """K and V of the encoder output, each (B, nh, S, hs): computed at the first step, then read from the cache
+        (the source is fixed while decoding)."""
+        if cache is not None and cache.cross_attention[layer_idx] is not None:
+            return cache.cross_attention[layer_idx]
+        kv = tuple(self.split_heads(t) for t in self.context_keys_values(context))
+        if cache is not None:  # stored contiguous: every later step reads them, 1.2-2x faster than a strided view
+            kv = cache.cross_attention[layer_idx] = tuple(t.contiguous() for t in kv)
+        return kv
+
+    def self_keys_values(self, k, v, cache, layer_idx):
+        """This call's keys and values (B, T, d) as heads (B, nh, T, hs), after the cached earlier positions if any
+        (then stored back, one step longer)."""
+        k, v = self.split_heads(k), self.split_heads(v)
         if cache is not None:
             past = cache.self_attention[layer_idx]
             if past is not None:  # earlier positions were cached: append this step's keys and values
@@ -79,6 +87,27 @@ class HeadProjections(nn.Module):
         # The same maths in one fused kernel (flash attention where the device and dtype allow).
         p = self.dropout.p if self.training else 0.0
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+
+
+class HeadProjections(Heads):
+    """BERT's query/key/value projections and the scaled dot product, all heads at once."""
+
+    def __init__(self, config, is_cross_attention):
+        super().__init__(config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob,
+                         is_cross_attention)
+        d = config.hidden_size
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+
+    def context_keys_values(self, context):
+        return self.key(context), self.value(context)
+
+    def keys_values(self, hidden, context, cache, layer_idx):
+        """K and V, each (B, nh, S, hs), for this call, reading and updating the cache when one is given."""
+        if self.is_cross_attention:
+            return self.cross_keys_values(context, cache, layer_idx)
+        return self.self_keys_values(self.key(hidden), self.value(hidden), cache, layer_idx)
 
     def forward(self, hidden, mask=None, context=None, cache=None, layer_idx=0, output_attentions=False):
         """hidden (B, T, d); context (B, S, d) for cross-attention; mask additive, broadcastable to

@@ -1,17 +1,19 @@
 """Checkpoints in the Hugging Face layout: a folder with `config.json` and `model.safetensors`.
 
-Reading accepts what transformers writes (BERT, BertGeneration and EncoderDecoderModel folders, tied weights
-stored once, weights split into shards listed by an index file) and `pytorch_model.bin` through
+Reading accepts what transformers writes (BERT, RoBERTa, BertGeneration, GPT-2 and EncoderDecoderModel folders,
+tied weights stored once, weights split into shards listed by an index file) and `pytorch_model.bin` through
 `torch.load(weights_only=True)`, which never runs pickled code. `from_pretrained` also takes a Hugging Face Hub id
 (bertgen_mini.hub fetches the files into the standard cache) and reads the folder's generation defaults as
-transformers does (`read_generation_config`).
-A config.json of another kind of model (GPT-2, RoBERTa, ...) is refused with a message that says what it is.
-Loading maps BERT's names onto ours and returns a `LoadReport`: which weights came from the checkpoint, which
-are new (cross-attention, the LM-head bias) and which the checkpoint had but this model does not use (token
-types, pooler, MLM head). Anything else left unused (more layers than the config has, another model's names) or a
-tensor of another kind (integers for a float weight) is an error unless the caller passes strict=False: a load
-that silently drops or converts weights gives a model that runs but computes something else. Writing is atomic,
-and stores tied tensors once, under the names transformers keeps.
+transformers does (`read_generation_config`). A config.json of another kind of model (XLM-RoBERTa, T5, ...) is
+refused with a message that says what it is.
+Loading maps BERT's (and GPT-2's) names onto ours, converts RoBERTa's embeddings (roberta.py) and returns a
+`LoadReport`: which weights came from the checkpoint, which are new (cross-attention, the LM-head bias) and which
+the checkpoint had but this model does not use (token types, pooler, MLM head, GPT-2's stored causal masks), with
+a note for each conversion. Anything else left unused (more layers than the config has, another model's names), a
+tensor of another kind (integers for a float weight) or two different tensors for one tied weight is an error
+unless the caller passes strict=False: a load that silently drops or converts weights gives a model that runs but
+computes something else. Writing is atomic, and stores tied tensors once per model (once per half of a pair),
+under the names transformers keeps.
 """
 import json
 import os
@@ -26,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from .files import atomic_write, atomic_write_text, checkpoint_dir, read_text, regular_file
 from .generation import GENERATION_FIELDS, first_set
 from .hub import is_hub_id, resolve
+from .roberta import from_roberta
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -34,10 +37,12 @@ GENERATION_CONFIG_NAME = "generation_config.json"
 WEIGHT_FILES = (WEIGHTS_NAME, "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKEN_IDS = ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
 # Parts of a BERT checkpoint BertGeneration has no place for by design: warm-starting drops them (Rothe et al.).
-BERT_ONLY = re.compile(r"(embeddings\.token_type_embeddings|pooler|cls)\.")
-SUPPORTED_MODEL_TYPES = ("bert", "bert-generation")
+# GPT-2 checkpoints may store each attention's causal mask (`attn.bias`, `attn.masked_bias`): buffers, not weights.
+BERT_ONLY = re.compile(r"(embeddings\.token_type_embeddings|pooler|cls)\."
+                       r"|h\.\d+\.(attn|crossattention)\.(masked_)?bias$")
+SUPPORTED_MODEL_TYPES = ("bert", "bert-generation", "roberta")
 # What users most often pass by mistake, by the name their config.json gives them
-KNOWN_MODEL_TYPES = {"gpt2": "GPT-2", "roberta": "RoBERTa", "xlm-roberta": "XLM-RoBERTa", "distilbert": "DistilBERT",
+KNOWN_MODEL_TYPES = {"gpt2": "GPT-2", "xlm-roberta": "XLM-RoBERTa", "distilbert": "DistilBERT",
                      "albert": "ALBERT", "electra": "ELECTRA", "t5": "T5", "bart": "BART"}
 
 
@@ -69,9 +74,11 @@ def check_model_type(values: dict) -> None:
     if model_type == "encoder-decoder":
         raise ValueError("This is an encoder-decoder pair: load it with EncoderDecoderModel.from_pretrained.")
     what = KNOWN_MODEL_TYPES.get(model_type, repr(model_type))
+    gpt2 = " GPT-2 loads as a decoder: bertgen_mini.GPT2LMHeadModel.from_pretrained(folder)."
     raise ValueError(f"This is a {what} checkpoint (model_type {model_type!r}, architectures {architectures}), "
-                     "not BERT: its weights do not fit BertGeneration. Supported: BERT ('bert') and BertGeneration "
-                     "('bert-generation') checkpoints, e.g. bertgen_mini.default_bert_dir().")
+                     "not BERT: its weights do not fit BertGeneration. Supported: BERT ('bert'), RoBERTa ('roberta') "
+                     f"and BertGeneration ('bert-generation') checkpoints, e.g. bertgen_mini.default_bert_dir()."
+                     f"{gpt2 if model_type == 'gpt2' else ''}")
 
 
 def weights_file(directory) -> Path:
@@ -151,16 +158,19 @@ def read_generation_config(directory) -> dict:
 
 
 def canonical_name(name: str) -> str:
-    """One spelling for every checkpoint dialect: old TF-ported names and the `bert.` body prefix go."""
+    """One spelling for every checkpoint dialect: old TF-ported names and the body prefix (`bert.`, GPT-2's
+    `transformer.`, which GPT2Model checkpoints lack) go."""
     name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-    return name.removeprefix("bert.")
+    return name.removeprefix("bert.").removeprefix("transformer.")
 
 
 def module_group(name: str) -> str:
     """'decoder.bert.encoder.layer.3.attention.self.query.weight' -> 'decoder.bert.encoder.layer.*', and
-    '....layer.3.crossattention....' -> '....layer.*.crossattention': a report names parts, not hundreds of tensors."""
+    '....layer.3.crossattention....' -> '....layer.*.crossattention' (GPT-2's blocks: 'transformer.h.*',
+    'transformer.h.*.crossattention', 'transformer.h.*.ln_cross_attn'): a report names parts, not hundreds of
+    tensors."""
     name = re.sub(r"\.\d+\.", ".*.", name)
-    match = re.match(r".*?layer\.\*(\.crossattention)?", name)
+    match = re.match(r".*?(layer|\bh)\.\*(\.crossattention|\.ln_cross_attn)?", name)
     return match.group(0) if match else name.rsplit(".", 1)[0]
 
 
@@ -174,6 +184,7 @@ class LoadReport:
     unused: list = field(default_factory=list)   # in the checkpoint, not in the model: ignored
     numels: dict = field(default_factory=dict, repr=False)
     cast: list = field(default_factory=list)     # strict=False only: loaded from integer (or float into integer) data
+    notes: list = field(default_factory=list)    # what reading converted (RoBERTa's positions), one line each
 
     def rows(self):
         """(part, status, tensors, parameters) for every part, in model order."""
@@ -192,13 +203,15 @@ class LoadReport:
         lines += [f"  {part:<{width}}  {status:<10} {n:>7} {numel / 1e6:>8.2f}M" for part, status, n, numel in rows]
         if self.cast:
             lines.append(f"  cast to the model's dtype (strict=False): {', '.join(self.cast[:5])}")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     def prefixed(self, prefix: str) -> "LoadReport":
         """The same report with names under `prefix` (e.g. 'decoder.')."""
         add = lambda names: [prefix + n for n in names]
         numels = {prefix + k: v for k, v in self.numels.items()}
-        return LoadReport(self.source, add(self.loaded), add(self.new), add(self.unused), numels, add(self.cast))
+        return LoadReport(self.source, add(self.loaded), add(self.new), add(self.unused), numels, add(self.cast),
+                          [f"{prefix.rstrip('.')}: {note}" for note in self.notes])
 
     def check_complete(self) -> None:
         """A saved model must fill every tensor: one left new means the checkpoint is incomplete."""
@@ -210,14 +223,15 @@ class LoadReport:
     def __add__(self, other):
         source = self.source if self.source == other.source else f"{self.source} and {other.source}"
         return LoadReport(source, self.loaded + other.loaded, self.new + other.new, self.unused + other.unused,
-                          {**self.numels, **other.numels}, self.cast + other.cast)
+                          {**self.numels, **other.numels}, self.cast + other.cast, self.notes + other.notes)
 
 
 def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str = "", strict: bool = True) -> LoadReport:
     """Copy `tensors` into `model` (names matched after `canonical_name`; `prefix` is stripped from the
-    checkpoint's names first). Tied parameters count as loaded when any of their names was found. With strict
-    (the default), tensors the model has no place for (BERT's token types, pooler and pretraining heads aside) and
-    integer data for a float weight (or the reverse) are errors; strict=False drops or casts them, and reports it."""
+    checkpoint's names first). Tied parameters count as loaded when any of their names was found; two different
+    tensors for one tied parameter are an error (the checkpoint was not saved tied). With strict (the default),
+    tensors the model has no place for (BERT's token types, pooler and pretraining heads aside) and integer data
+    for a float weight (or the reverse) are errors; strict=False drops or casts them, and reports it."""
     targets = model.state_dict(keep_vars=True)
     by_canonical = {canonical_name(k): k for k in targets}
     report = LoadReport(source, numels={k: t.numel() for k, t in {**targets, **tensors}.items()})
@@ -242,12 +256,12 @@ def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str =
                     f"{target.dtype}: these are not the weights the name promises (a damaged or hand-made "
                     "checkpoint). Re-save it with float weights, or pass strict=False to cast them anyway.")
             report.cast.append(name)
-        if id(target) in loaded_ids and not torch.equal(target, tensor.to(target.dtype)):
+        if id(target) in loaded_ids and not torch.equal(target.detach(), tensor.to(target)):
             raise ValueError(
-                f"{source}: '{name}' and another tensor of the checkpoint fill the same shared weight of this model "
-                "but hold different values: the checkpoint's halves were trained apart (transformers 5 does not "
-                "tie tie_encoder_decoder=True models), and one shared weight cannot hold both. Set "
-                "tie_encoder_decoder to false in its config.json to load both halves.")
+                f"{source}: '{name}' and another tensor of the checkpoint fill the same tied weight '{target_name}' "
+                "with different values: the model shares one weight where the checkpoint holds two (a pair saved "
+                "untied, e.g. trained in transformers, which does not tie encoder and decoder). Set "
+                "tie_encoder_decoder (or tie_word_embeddings) to false in its config.json to load both.")
         with torch.no_grad():
             target.copy_(tensor)
         loaded_ids.add(id(target))
@@ -268,16 +282,33 @@ def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str =
     return report
 
 
-def unique_state_dict(model: torch.nn.Module) -> dict:
+def unique_state_dict(model: torch.nn.Module, halves=False) -> dict:
     """The state dict with each shared tensor once, under its first name (transformers keeps the same one:
-    `embeddings.word_embeddings.weight` and `lm_head.bias`)."""
-    out, seen = {}, set()
+    `embeddings.word_embeddings.weight`, `lm_head.bias`, GPT-2's `transformer.wte.weight`). With halves=True (an
+    encoder-decoder pair) each top-level part keeps its own copy of what it shares with another: transformers 5
+    loads the halves separately and re-ties only inside each (a BERTSHARE folder stored once would miss the
+    decoder's shared tensors there)."""
+    out, seen, first_part = {}, set(), {}
     for name, tensor in model.state_dict().items():
-        if tensor.data_ptr() in seen:
+        part, ptr = name.split(".")[0] if halves else "", tensor.data_ptr()
+        if (part, ptr) in seen:
             continue
-        seen.add(tensor.data_ptr())
-        out[name] = tensor.contiguous()
+        seen.add((part, ptr))
+        # safetensors stores no two names on one memory, so a second part's copy is a clone
+        out[name] = tensor.contiguous() if first_part.setdefault(ptr, part) == part else tensor.clone()
     return out
+
+
+def read_weights(directory) -> tuple[dict, LoadReport]:
+    """The checkpoint's tensors in `directory`, by the names this package's models use, and a LoadReport of what
+    reading changed: for a RoBERTa folder its embeddings converted and its MLM head dropped (roberta.py); empty
+    for every other kind."""
+    tensors, report = read_state_dict(directory), LoadReport(str(directory))
+    values = read_json(Path(directory) / CONFIG_NAME)
+    if values.get("model_type") == "roberta":
+        tensors, dropped, report.notes = from_roberta(tensors, values.get("pad_token_id", 1))
+        report.unused, report.numels = list(dropped), {k: t.numel() for k, t in dropped.items()}
+    return tensors, report
 
 
 def save_checkpoint(directory, config_dict: dict, tensors: dict) -> None:
@@ -297,17 +328,19 @@ class PretrainedMixin:
     @classmethod
     def from_pretrained(cls, name_or_folder, verbose=True, strict=True, revision=None, local_files_only=False,
                         **overrides):
-        """Build from a BERT or BertGeneration checkpoint: a folder, or a Hugging Face Hub id ("org/name") fetched
-        into the Hugging Face cache (revision: a branch, tag or commit; local_files_only: the cache only, as
-        HF_HUB_OFFLINE=1). `overrides` set config fields (is_decoder=True, ...). The model comes back in evaluation
-        mode, as transformers returns it (model.train() before training), with the folder's generation defaults in
-        `model.generation_config` when it can generate. The LoadReport is kept in `model.load_report` and printed
-        unless verbose=False. strict=False accepts tensors the model cannot use, and casts integer data, instead of
-        refusing (see load_state)."""
+        """Build from a checkpoint (BERT, RoBERTa or BertGeneration for BertGeneration halves, GPT-2 for
+        GPT2LMHeadModel): a folder, or a Hugging Face Hub id ("org/name") fetched into the Hugging Face cache
+        (revision: a branch, tag or commit; local_files_only: the cache only, as HF_HUB_OFFLINE=1). `overrides` set
+        config fields (is_decoder=True, ...). The model comes back in evaluation mode, as transformers returns it
+        (model.train() before training), with the folder's generation defaults in `model.generation_config` when
+        it can generate. The LoadReport is kept in `model.load_report` and printed unless verbose=False.
+        strict=False accepts tensors the model cannot use, and casts integer data, instead of refusing (see
+        load_state)."""
         folder = fetch_checkpoint(name_or_folder, revision, local_files_only)
         config = cls.config_class.from_pretrained(folder, **overrides)
         model = cls(config)
-        model.load_report = load_state(model, read_state_dict(folder), str(name_or_folder), strict=strict)
+        tensors, conversion = read_weights(folder)
+        model.load_report = load_state(model, tensors, str(name_or_folder), strict=strict) + conversion
         if hasattr(model, "generate"):
             model.generation_config = read_generation_config(folder)
         if verbose:
@@ -318,11 +351,15 @@ class PretrainedMixin:
         """config.json + model.safetensors, which transformers' from_pretrained also loads, and for a model that
         generates generation_config.json: the token ids of its config and its generation defaults, which
         transformers reads as the same defaults."""
-        save_checkpoint(directory, self.config.to_dict(), unique_state_dict(self))
+        save_checkpoint(directory, self.config.to_dict(), self.state_to_save())
         if hasattr(self, "generate"):
             ids = {name: getattr(self.config, name, None) for name in TOKEN_IDS}
             defaults = {**{k: v for k, v in ids.items() if v is not None}, **(self.generation_config or {})}
             atomic_write_text(Path(directory) / GENERATION_CONFIG_NAME, json.dumps(defaults, indent=2) + "\n")
+
+    def state_to_save(self) -> dict:
+        """The tensors save_pretrained stores: the state dict with each tied tensor once."""
+        return unique_state_dict(self)
 
     @property
     def device(self):

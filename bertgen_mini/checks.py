@@ -74,13 +74,14 @@ def check_size(config) -> None:
 
 
 def check_config(config) -> None:
-    """Every field of a BertGenerationConfig: its type, then a value the model can be built with."""
+    """Every field of a BertGenerationConfig or GPT2Config (whose properties give GPT-2's sizes BERT's names): its
+    type, then a value the model can be built with."""
     check_field_types(config)
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                  "max_position_embeddings"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name}={getattr(config, name)}: a model needs at least 1; check the config.")
-    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+    for name in config.dropout_fields():
         if not 0 <= getattr(config, name) < 1:
             raise ValueError(f"{name}={getattr(config, name)}: a dropout probability lies in [0, 1) (0 = off).")
     if not config.layer_norm_eps > 0 or not config.initializer_range >= 0:
@@ -103,20 +104,23 @@ def check_config(config) -> None:
 
 
 def check_encoder_decoder(encoder_config, decoder_config) -> None:
-    """Two halves that fit together: a decoder that reads an encoder, as wide as the encoder."""
+    """Two halves that fit together: a decoder that reads an encoder (of any width: the pair projects the encoder's
+    states to the decoder's width when they differ)."""
     if not (decoder_config.is_decoder and decoder_config.add_cross_attention):
         raise ValueError("The decoder needs is_decoder=True and add_cross_attention=True, e.g. "
                          "BertGenerationDecoder.from_pretrained(path, is_decoder=True, add_cross_attention=True).")
-    if encoder_config.hidden_size != decoder_config.hidden_size:
-        raise ValueError(f"Encoder width {encoder_config.hidden_size} != decoder width {decoder_config.hidden_size}: "
-                         "cross-attention reads encoder states directly, so both halves need the same hidden_size.")
 
 
 def check_shareable(encoder_config, decoder_config) -> None:
-    """A shared pair (BERTSHARE) is one set of weights, so both halves need the same vocabulary and depth."""
-    if (encoder_config.vocab_size != decoder_config.vocab_size
-            or encoder_config.num_hidden_layers != decoder_config.num_hidden_layers):
-        raise ValueError("A shared encoder-decoder needs the same vocabulary and depth on both sides.")
+    """A shared pair (BERTSHARE) is one set of weights, so both halves need the same architecture, vocabulary,
+    width and depth."""
+    if type(encoder_config) is not type(decoder_config):
+        raise ValueError(f"A {decoder_config.model_type} decoder cannot share weights with a "
+                         f"{encoder_config.model_type} encoder: sharing needs one architecture for both halves "
+                         "(bertshare, robertashare).")
+    if (encoder_config.vocab_size, encoder_config.hidden_size, encoder_config.num_hidden_layers) != (
+            decoder_config.vocab_size, decoder_config.hidden_size, decoder_config.num_hidden_layers):
+        raise ValueError("A shared encoder-decoder needs the same vocabulary, width and depth on both sides.")
 
 
 def check_inputs(config, input_ids, inputs_embeds, attention_mask, encoder_states=None, encoder_mask=None,

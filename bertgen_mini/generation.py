@@ -124,6 +124,7 @@ class DecoderRunner:
 
     def __init__(self, decoder, encoder_states=None, encoder_mask=None, use_cache=True, copies=1):
         self.decoder, self.copies = decoder, copies
+        self.body = decoder.base_model  # the transformer under the LM head: BERT's or GPT-2's
         self.states_once, self.mask_once = encoder_states, encoder_mask           # (B, S, d), (B, S)
         self.states, self.mask = encoder_states, encoder_mask                     # (B * copies, S, d), ...
         if encoder_states is not None and copies > 1:
@@ -132,8 +133,8 @@ class DecoderRunner:
         self.cache = KVCache(decoder.config.num_hidden_layers) if use_cache else None
 
     def logits(self, ids, states, mask):
-        out = self.decoder.bert(ids, encoder_hidden_states=states, encoder_attention_mask=mask,
-                                past_key_values=self.cache, use_cache=self.cache is not None)
+        out = self.body(ids, encoder_hidden_states=states, encoder_attention_mask=mask, past_key_values=self.cache,
+                        use_cache=self.cache is not None)
         return self.decoder.lm_head(out.last_hidden_state[:, -1]).float()  # (N, V)
 
     def next_logits(self, sequences):
@@ -202,8 +203,8 @@ def replay_cross_attentions(decoder, sequences, prompt_len, encoder_states, enco
     the cost of one forward instead of keeping every step's tensors through beam reordering. Rows whose output token
     is padding after the end are zeroed.
     """
-    out = decoder.bert(sequences[:, :-1], encoder_hidden_states=encoder_states, encoder_attention_mask=encoder_mask,
-                       use_cache=False, output_attentions=True)
+    out = decoder.base_model(sequences[:, :-1], encoder_hidden_states=encoder_states,
+                             encoder_attention_mask=encoder_mask, use_cache=False, output_attentions=True)
     produced = sequences[:, 1:]                                                   # (N, L-1) token each row produced
     live = torch.ones_like(produced, dtype=torch.bool)
     if settings.eos_token_id is not None:
@@ -325,7 +326,7 @@ def generate_seq2seq(model, input_ids, attention_mask=None, seed=None, **setting
     check_length(s.max_new_tokens, model.decoder.config.max_position_embeddings, f"max_new_tokens={s.max_new_tokens}",
                  "Ask for fewer new tokens.")
     warn_if_training(model)
-    encoder_states = model.encoder(input_ids, attention_mask).last_hidden_state  # (B, S, d): read once
+    encoder_states = model.to_decoder_width(model.encoder(input_ids, attention_mask).last_hidden_state)  # read once
     prompt = torch.full((input_ids.shape[0], 1), start, dtype=torch.long, device=device)
     return run_search(model.decoder, prompt, encoder_states, attention_mask, s, return_dict)
 

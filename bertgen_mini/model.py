@@ -21,6 +21,13 @@ ACTIVATIONS = {"gelu": nn.GELU(), "gelu_new": nn.GELU(approximate="tanh"),  # ge
                "gelu_pytorch_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU(), "silu": nn.SiLU()}
 
 
+def activation(name: str) -> nn.Module:
+    """The feed-forward non-linearity a config names (hidden_act, GPT-2's activation_function)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"The activation {name!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]
+
+
 def additive_mask(attention_mask, dtype):
     """(B, S) 1/0 keep-mask -> (B, 1, 1, S) with 0 to keep and the dtype's minimum to block; None if nothing is
     blocked (so attention can take its fastest path). Under torch.compile the mask is always built: a branch on
@@ -69,10 +76,8 @@ class FeedForwardUp(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        if config.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"hidden_act={config.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}.")
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.act = ACTIVATIONS[config.hidden_act]
+        self.act = activation(config.hidden_act)
 
     def forward(self, x):
         return self.act(self.dense(x))  # (B, T, intermediate_size)
@@ -101,6 +106,32 @@ class Layer(nn.Module):
             x, cross_probs = self.crossattention(x, encoder_mask, context=encoder_states, cache=cache,
                                                  layer_idx=self.layer_idx, output_attentions=output_attentions)
         return self.output(self.intermediate(x), x), self_probs, cross_probs
+
+
+def start_cache(config, past_key_values, use_cache):
+    """The KVCache a decoder's forward fills: the one given, a new one, or None (an encoder, or use_cache=False)."""
+    use_cache = config.is_decoder and (config.use_cache if use_cache is None else use_cache)
+    if not use_cache:
+        return None
+    return past_key_values if past_key_values is not None else KVCache(config.num_hidden_layers)
+
+
+def run_layers(layers, x, mask, encoder_states, encoder_mask, cache, output_attentions, output_hidden_states):
+    """x (B, T, d) through every layer (each maps (x, mask, encoder states, encoder mask, cache, output_attentions)
+    to (x, self-attention probabilities, cross-attention probabilities)). Returns x and, when asked, the hidden
+    states (input and every layer's output) and the per-layer attention probabilities of both kinds."""
+    hidden_states = (x,) if output_hidden_states else None
+    attentions = () if output_attentions else None
+    cross_attentions = () if output_attentions and encoder_states is not None else None
+    for layer in layers:
+        x, self_probs, cross_probs = layer(x, mask, encoder_states, encoder_mask, cache, output_attentions)
+        if output_hidden_states:
+            hidden_states += (x,)
+        if output_attentions:
+            attentions += (self_probs,)
+            if cross_attentions is not None:
+                cross_attentions += (cross_probs,)
+    return x, hidden_states, attentions, cross_attentions
 
 
 class LayerStack(nn.Module):
@@ -153,10 +184,7 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
         cfg = self.config
         check_inputs(cfg, input_ids, inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask,
                      past_key_values)
-        use_cache = cfg.is_decoder and (cfg.use_cache if use_cache is None else use_cache)
-        if use_cache and past_key_values is None:
-            past_key_values = KVCache(cfg.num_hidden_layers)
-        cache = past_key_values if use_cache else None
+        cache = start_cache(cfg, past_key_values, use_cache)
         past_len = cache.get_seq_length() if cache is not None else 0
 
         x = self.embeddings(input_ids, position_ids, inputs_embeds, past_len)  # (B, T, d)
@@ -166,18 +194,9 @@ class BertGenerationEncoder(BertGenerationPreTrainedModel):
         else:
             mask = additive_mask(attention_mask, x.dtype)
         encoder_mask = additive_mask(encoder_attention_mask, x.dtype)
-
-        hidden_states = (x,) if output_hidden_states else None
-        attentions = () if output_attentions else None
-        cross_attentions = () if output_attentions and encoder_hidden_states is not None else None
-        for layer in self.encoder.layer:
-            x, self_probs, cross_probs = layer(x, mask, encoder_hidden_states, encoder_mask, cache, output_attentions)
-            if output_hidden_states:
-                hidden_states += (x,)
-            if output_attentions:
-                attentions += (self_probs,)
-                if cross_attentions is not None:
-                    cross_attentions += (cross_probs,)
+        x, hidden_states, attentions, cross_attentions = run_layers(
+            self.encoder.layer, x, mask, encoder_hidden_states, encoder_mask, cache, output_attentions,
+            output_hidden_states)
         return BaseModelOutput(x, cache, hidden_states, attentions, cross_attentions)
 
 
@@ -197,7 +216,9 @@ class LMHead(nn.Module):
         """hidden (B, T, d) and labels (B, T) aligned with the positions (-100: no loss) -> logits (B, T, V) and the
         mean cross-entropy over the n labelled positions (None without labels):
 
-            L = -1/n sum_t log softmax(z_t)[y_t]"""
+            L = -1/n sum_t log softmax(z_t)[y_t]
+
+        GPT-2's head (gpt2.GPT2LMHead) scores the same way."""
         logits = self(hidden)
         if labels is None:
             return logits, None
@@ -209,7 +230,34 @@ def next_token_labels(labels):
     return torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), -100)], dim=1)
 
 
-class BertGenerationDecoder(BertGenerationPreTrainedModel):
+class CausalLM:
+    """What a decoder is, whatever its transformer: `base_model` (causal, maybe with cross-attention) under
+    `lm_head` (hidden -> vocabulary logits, with `logits_and_loss`). BertGenerationDecoder and GPT2LMHeadModel."""
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
+                encoder_hidden_states=None, encoder_attention_mask=None, labels=None, past_key_values=None,
+                use_cache=None, output_attentions=False, output_hidden_states=False) -> CausalLMOutput:
+        """As the base model's forward (BertGenerationEncoder.forward), plus `labels` (B, T): the next-token loss,
+        shifted inside. Returns logits (B, T, V)."""
+        check_labels(labels, self.config.vocab_size, like=input_ids if input_ids is not None else inputs_embeds)
+        if labels is not None:
+            use_cache = False  # training: nothing to keep
+        out = self.base_model(input_ids, attention_mask, position_ids, inputs_embeds, encoder_hidden_states,
+                              encoder_attention_mask, past_key_values, use_cache, output_attentions,
+                              output_hidden_states)
+        logits, loss = self.lm_head.logits_and_loss(out.last_hidden_state,
+                                                    next_token_labels(labels) if labels is not None else None)
+        check_loss(loss)
+        return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
+                              out.cross_attentions)
+
+    def generate(self, input_ids=None, attention_mask=None, **settings):
+        """Continue the (B, T) prompt (or start from the decoder start token); pass encoder_hidden_states (B, S, d)
+        to read a source. Returns (B * num_return_sequences, T + new) ids: see bertgen_mini.generation."""
+        return generate_decoder(self, input_ids, attention_mask, **settings)
+
+
+class BertGenerationDecoder(CausalLM, BertGenerationPreTrainedModel):
     """A BertGeneration stack with causal self-attention and an LM head on top (`bert` + `lm_head`)."""
 
     def __init__(self, config: BertGenerationConfig):
@@ -234,23 +282,11 @@ class BertGenerationDecoder(BertGenerationPreTrainedModel):
     def get_input_embeddings(self):
         return self.bert.embeddings.word_embeddings
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
-                encoder_hidden_states=None, encoder_attention_mask=None, labels=None, past_key_values=None,
-                use_cache=None, output_attentions=False, output_hidden_states=False) -> CausalLMOutput:
-        """As BertGenerationEncoder.forward, plus `labels` (B, T): the next-token loss, shifted inside.
-        Returns logits (B, T, V)."""
-        check_labels(labels, self.config.vocab_size, like=input_ids if input_ids is not None else inputs_embeds)
-        if labels is not None:
-            use_cache = False  # training: nothing to keep
-        out = self.bert(input_ids, attention_mask, position_ids, inputs_embeds, encoder_hidden_states,
-                        encoder_attention_mask, past_key_values, use_cache, output_attentions, output_hidden_states)
-        logits, loss = self.lm_head.logits_and_loss(out.last_hidden_state,
-                                                    next_token_labels(labels) if labels is not None else None)
-        check_loss(loss)
-        return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
-                              out.cross_attentions)
+    def get_output_embeddings(self):
+        return self.lm_head.decoder
 
-    def generate(self, input_ids=None, attention_mask=None, **settings):
-        """Continue the (B, T) prompt (or start from the decoder start token); pass encoder_hidden_states (B, S, d)
-        to read a source. Returns (B * num_return_sequences, T + new) ids: see bertgen_mini.generation."""
-        return generate_decoder(self, input_ids, attention_mask, **settings)
+    @property
+    def base_model(self):
+        """The transformer under the LM head (transformers' name for it): what an encoder-decoder and generation
+        run before asking the head for logits. GPT2LMHeadModel has one too."""
+        return self.bert

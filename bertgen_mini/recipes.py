@@ -1,11 +1,21 @@
-"""Recipes: the ways Rothe, Narayan & Severyn (TACL 2020, Table 1) build an encoder-decoder from one BERT checkpoint,
-the parameter groups that train it, and the training presets measured on this project's machines.
+"""Recipes: the ways Rothe, Narayan & Severyn (TACL 2020, Table 1) build an encoder-decoder from public BERT,
+RoBERTa and GPT-2 checkpoints, the parameter groups that train it, and the training presets measured on this
+project's machines.
 
-    bert2bert   BERT encoder, BERT decoder (cross-attention new)
-    bertshare   the same, but one set of weights for both halves (only cross-attention is the decoder's own)
-    bert2rnd    BERT encoder, random decoder
-    rnd2bert    random encoder, BERT decoder
-    rnd2rnd     both random (the BERT vocabulary and sizes only)
+    bert2bert       BERT encoder, BERT decoder (cross-attention new)
+    bertshare       the same, but one set of weights for both halves (only cross-attention is the decoder's own)
+    bert2rnd        BERT encoder, random decoder
+    rnd2bert        random encoder, BERT decoder
+    rnd2rnd         both random (the BERT vocabulary and sizes only)
+    roberta2roberta RoBERTa encoder, RoBERTa decoder (a BertGeneration decoder: RoBERTa's MLM-head transform dropped)
+    robertashare    the same, one set of weights
+    bert2gpt        BERT encoder, GPT-2 decoder (GPT-2's cross-attention new; enc_to_dec_proj new if the widths differ)
+    rnd2gpt         random encoder (BERT's vocabulary and sizes), GPT-2 decoder
+    roberta2gpt     RoBERTa encoder, GPT-2 decoder
+
+The first five need one BERT folder (`RECIPES`); the others a RoBERTa folder (`roberta_dir`) or a GPT-2 folder
+(`gpt2_dir`) too (`OTHER_CHECKPOINT_RECIPES`). Where the halves read different vocabularies (bert2gpt: WordPiece
+in, GPT-2's byte-level BPE out) `tokenizer` is the source's and `target_tokenizer` the target's.
 
 Warm-starting leaves two kinds of weights: pretrained ones, which a large learning rate would wreck, and new ones
 (each decoder layer's cross-attention, the LM-head bias), which start from noise and need to move fast.
@@ -17,19 +27,31 @@ fewer steps. The measurements behind PRESETS are in bench/train_recipes.md.
 BERT's WordPiece vocabulary has no WikiSplit separator `<::::>` and would spell it in six pieces (`< : : : : >`).
 `build_tokenizer` adds it as one token after the vocabulary, and `build_model` gives the model an embedding row
 (and LM-head row) for it, started at the mean of the others (bertgen_mini.vocab), as transformers users do with
-`tokenizer.add_tokens(...)` and `model.resize_token_embeddings(len(tokenizer))`.
+`tokenizer.add_tokens(...)` and `model.resize_token_embeddings(len(tokenizer))`. A tokenizer of each half that
+is longer than its checkpoint's vocabulary grows that half the same way.
+
+Special tokens of the target side: the decoder starts from [CLS] (RoBERTa: <s>), ends at [SEP] (</s>) and pads
+with [PAD] (<pad>). GPT-2 has one special token, <|endoftext|>, and no padding: as transformers' bert2gpt2
+example, the decoder starts from it (bos), ends at it (eos) and pads with it (pad = eos); the labels mark padding
+with -100, and EncoderDecoderModel never treats the start position as padding.
 """
 from dataclasses import replace
 
 import torch
 
+from .config import BertGenerationConfig
 from .data import SENTENCE_SEPARATOR
 from .encoder_decoder import EncoderDecoderModel
+from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .paths import default_bert_dir
 from .tokenizer_wordpiece import BertTokenizer
 from .vocab import resize_token_embeddings
 
-RECIPES = ("bert2bert", "bertshare", "bert2rnd", "rnd2bert", "rnd2rnd")
+RECIPES = ("bert2bert", "bertshare", "bert2rnd", "rnd2bert", "rnd2rnd")  # one BERT checkpoint
+OTHER_CHECKPOINT_RECIPES = ("roberta2roberta", "robertashare", "bert2gpt", "rnd2gpt", "roberta2gpt")
+ALL_RECIPES = RECIPES + OTHER_CHECKPOINT_RECIPES
+# The vocabulary each kind of half reads: a random half has BERT's vocabulary and sizes.
+VOCABULARY = {"bert": "bert", "rnd": "bert", "roberta": "roberta", "gpt": "gpt2"}
 CROSS_INITS = ("random", "self")
 ADDED_TOKENS = (SENTENCE_SEPARATOR,)  # appended to BERT's vocabulary by build_tokenizer, in this order
 
@@ -43,44 +65,88 @@ def build_tokenizer(bert_dir=None) -> BertTokenizer:
     return tokenizer
 
 
+def halves(recipe: str) -> tuple[str, str]:
+    """'bert2gpt' -> ('bert', 'gpt'); 'robertashare' -> ('roberta', 'roberta'): the kind of each half."""
+    if recipe.endswith("share"):
+        return (recipe.removesuffix("share"),) * 2
+    encoder, decoder = recipe.split("2")
+    return encoder, decoder
+
+
 def build_model(recipe: str = "bert2bert", bert_dir=None, cross_init: str = "random", dropout: float | None = None,
-                seed: int = 0, verbose: bool = True, tokenizer=None) -> EncoderDecoderModel:
-    """An EncoderDecoderModel built the `recipe` way from the BERT folder `bert_dir` (default: the bundled MiniLM).
+                seed: int = 0, verbose: bool = True, tokenizer=None, roberta_dir=None, gpt2_dir=None,
+                target_tokenizer=None) -> EncoderDecoderModel:
+    """An EncoderDecoderModel built the `recipe` way (ALL_RECIPES) from checkpoint folders: `bert_dir` (default: the
+    bundled MiniLM), `roberta_dir` for the roberta recipes, `gpt2_dir` for the gpt ones.
 
     cross_init: "random" (transformers' default) or "self" (copy each layer's self-attention into its
     cross-attention). dropout: if given, replaces every dropout probability (0.0 turns dropout off, which helps
     short runs). seed fixes the random weights. `model.load_report.new` lists the tensors that did not come from
-    the checkpoint (a random half, cross-attention, LM-head bias): `param_groups` gives them the higher rate.
-    tokenizer: the tokenizer the model will read and write, default build_tokenizer(bert_dir); when it has more
-    tokens than the checkpoint's vocabulary (the added `<::::>`), both halves' embeddings and the LM head grow to
-    len(tokenizer) rows, and the start, end and padding ids are its [CLS], [SEP] and [PAD].
+    a checkpoint (a random half, cross-attention, LM-head bias, enc_to_dec_proj): `param_groups` gives them the
+    higher rate.
+    tokenizer: the tokenizer of the source (the encoder's vocabulary), default build_tokenizer(bert_dir) for a BERT
+    or random encoder and none for RoBERTa. target_tokenizer: the target's (the decoder's), default `tokenizer`
+    when both halves read one vocabulary, else none (bert2gpt: pass the GPT-2 tokenizer). A half whose tokenizer is
+    longer than its vocabulary (the added `<::::>`) grows to len(tokenizer) rows; the start, end and padding ids
+    come from the target's tokenizer (see set_special_tokens), or from the checkpoint's config without one.
     """
-    if recipe not in RECIPES:
-        raise ValueError(f"Unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}.")
+    if recipe not in ALL_RECIPES:
+        raise ValueError(f"Unknown recipe {recipe!r}: choose one of {', '.join(ALL_RECIPES)}.")
     if cross_init not in CROSS_INITS:
         raise ValueError(f"Unknown cross_init {cross_init!r}: choose 'random' or 'self'.")
+    source, target = halves(recipe)
     bert_dir = default_bert_dir() if bert_dir is None else bert_dir
+    folders = {"bert": bert_dir, "rnd": bert_dir, "roberta": roberta_dir, "gpt": gpt2_dir}
+    for kind, argument in (("roberta", "roberta_dir"), ("gpt", "gpt2_dir")):
+        if kind in (source, target) and folders[kind] is None:
+            raise ValueError(f"The recipe {recipe!r} warm-starts from a {'RoBERTa' if kind == 'roberta' else 'GPT-2'}"
+                             f" checkpoint: pass its folder as {argument}=.")
+    if tokenizer is None and VOCABULARY[source] == "bert":
+        tokenizer = build_tokenizer(bert_dir)
+    if target_tokenizer is None and VOCABULARY[source] == VOCABULARY[target]:
+        target_tokenizer = tokenizer
     overrides = {}
     if dropout is not None:
-        for half in ("encoder", "decoder"):
-            overrides[f"{half}_hidden_dropout_prob"] = overrides[f"{half}_attention_probs_dropout_prob"] = dropout
-    tokenizer = build_tokenizer(bert_dir) if tokenizer is None else tokenizer
+        for half, config_class in (("encoder", BertGenerationConfig),
+                                   ("decoder", GPT2Config if target == "gpt" else BertGenerationConfig)):
+            overrides.update({f"{half}_{name}": dropout for name in config_class.dropout_fields()})
     torch.manual_seed(seed)
     model = EncoderDecoderModel.from_encoder_decoder_pretrained(
-        bert_dir, bert_dir, tie_encoder_decoder=recipe == "bertshare", verbose=False, **overrides)
-    if len(tokenizer) > model.encoder.config.vocab_size:
-        resize_token_embeddings(model, len(tokenizer))  # before a random half is drawn: it then covers the new rows
-    if recipe.startswith("rnd"):
+        folders[source], folders[target], tie_encoder_decoder=recipe.endswith("share"), verbose=False, **overrides)
+    grow_vocabularies(model, tokenizer, target_tokenizer)  # before a random half is drawn: it then covers new rows
+    if source == "rnd":
         forget_pretrained(model, model.encoder, "encoder.")
-    if recipe.endswith("2rnd"):
+    if target == "rnd":
         forget_pretrained(model, model.decoder, "decoder.")
     if cross_init == "self":
-        for layer in model.decoder.bert.encoder.layer:
-            layer.crossattention.load_state_dict(layer.attention.state_dict())
-    set_special_tokens(model, tokenizer)
+        cross_attention_from_self(model.decoder)
+    set_special_tokens(model, model.encoder.config if tokenizer is None else tokenizer,
+                       model.decoder.config if target_tokenizer is None else target_tokenizer)
     if verbose:
         print(model.load_report)
     return model
+
+
+def grow_vocabularies(model: EncoderDecoderModel, tokenizer, target_tokenizer) -> None:
+    """Give each half as many token rows as its tokenizer has (when it has more than the checkpoint): a shared pair
+    grows its one table once."""
+    if model.config.tie_encoder_decoder:
+        if tokenizer is not None and len(tokenizer) > model.encoder.config.vocab_size:
+            resize_token_embeddings(model, len(tokenizer))
+        return
+    for half, half_tokenizer in ((model.encoder, tokenizer), (model.decoder, target_tokenizer)):
+        if half_tokenizer is not None and len(half_tokenizer) > half.config.vocab_size:
+            resize_token_embeddings(half, len(half_tokenizer))
+
+
+def cross_attention_from_self(decoder) -> None:
+    """cross_init="self": every layer's cross-attention starts as a copy of its self-attention."""
+    if isinstance(decoder, GPT2LMHeadModel):
+        for block in decoder.transformer.h:
+            block.cross_attention_from_self()
+        return
+    for layer in decoder.bert.encoder.layer:
+        layer.crossattention.load_state_dict(layer.attention.state_dict())
 
 
 def forget_pretrained(model: EncoderDecoderModel, half, prefix: str) -> None:
@@ -94,13 +160,25 @@ def forget_pretrained(model: EncoderDecoderModel, half, prefix: str) -> None:
                                 new=moved + report.new)
 
 
-def set_special_tokens(model: EncoderDecoderModel, tokenizer) -> None:
-    """A BERT vocabulary has no <s>/</s>: the decoder starts from [CLS], ends at [SEP] and pads with [PAD]
-    (their ids in `tokenizer`)."""
-    start, end, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+def special_ids(vocabulary) -> tuple:
+    """(start, end, pad) of a target vocabulary: a tokenizer, or without one a checkpoint's config. [CLS], [SEP],
+    [PAD] for BERT; <s>, </s>, <pad> for RoBERTa (its cls and sep, as its bos and eos); GPT-2's <|endoftext|> for
+    all three (no cls or sep: start = bos; no padding token: pad = eos)."""
+    def first(*names):
+        ids = [getattr(vocabulary, name, None) for name in names]
+        return next((i for i in ids if i is not None), None)
+    end, pad = first("sep_token_id", "eos_token_id"), first("pad_token_id")
+    return first("cls_token_id", "bos_token_id"), end, end if pad is None else pad
+
+
+def set_special_tokens(model: EncoderDecoderModel, source, target=None) -> None:
+    """Set the start, end and padding ids (special_ids) of the pair and of each half's config: the target's for
+    the pair and the decoder, the source's for the encoder. source and target: a tokenizer, or a half's config
+    where there is none; target defaults to source (one vocabulary for both halves)."""
+    source, target = special_ids(source), special_ids(source if target is None else target)
     config = model.config
-    config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = start, end, pad
-    for half in (model.encoder.config, model.decoder.config):
+    config.decoder_start_token_id, config.eos_token_id, config.pad_token_id = target
+    for half, (start, end, pad) in ((model.encoder.config, source), (model.decoder.config, target)):
         half.bos_token_id, half.eos_token_id, half.pad_token_id = start, end, pad
 
 

@@ -26,14 +26,16 @@ from .encoder_decoder import EncoderDecoderModel
 
 
 def resize_token_embeddings(model: nn.Module, vocab_size: int) -> None:
-    """Give `model` (an EncoderDecoderModel, a BertGenerationEncoder or a BertGenerationDecoder) `vocab_size`
-    rows in every word-embedding table, LM head and LM-head bias, in place: rows kept up to vocab_size, new rows at
-    the mean of the old ones (see the module docstring), each half's config.vocab_size set. Shared tensors stay
-    shared (the LM head tied to the embeddings, bertshare's one table for both halves). Call it with
-    len(tokenizer) after tokenizer.add_tokens, before making the optimizer (it replaces the parameters)."""
+    """Give `model` (an EncoderDecoderModel, a BertGenerationEncoder, a BertGenerationDecoder or a GPT2LMHeadModel)
+    `vocab_size` rows in every word-embedding table, LM head and LM-head bias, in place: rows kept up to vocab_size,
+    new rows at the mean of the old ones (see the module docstring), each half's config.vocab_size set. Shared
+    tensors stay shared (the LM head tied to the embeddings, bertshare's one table for both halves). Call it with
+    len(tokenizer) after tokenizer.add_tokens, before making the optimizer (it replaces the parameters). A pair whose
+    halves read different vocabularies (bert2gpt) is resized one half at a time: resize_token_embeddings(model.encoder,
+    len(source_tokenizer))."""
     halves = [model.encoder, model.decoder] if isinstance(model, EncoderDecoderModel) else [model]
     embeddings = [half.get_input_embeddings() for half in halves]
-    heads = [half.lm_head.decoder for half in halves if hasattr(half, "lm_head")]
+    heads = [half.get_output_embeddings() for half in halves if hasattr(half, "lm_head")]  # GPT-2's has no bias
     indexed_by_token = [module.weight for module in embeddings + heads] + [head.bias for head in heads]
     for old in {id(p): p for p in indexed_by_token if p is not None}.values():  # each shared tensor once
         replace_parameter(model, old, nn.Parameter(resized(old.detach(), vocab_size), old.requires_grad))

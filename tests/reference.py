@@ -3,12 +3,22 @@ import torch
 import transformers
 
 import bertgen_mini as bg
-from bertgen_mini.checkpoint import load_state
 
 transformers.logging.set_verbosity_error()
 
 SMALL = dict(vocab_size=101, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
              max_position_embeddings=64)
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def assert_same_outputs(ours, theirs, *per_layer):
+    """Logits and loss of two model outputs to TOL, and every tensor of the per-layer fields named (attentions,
+    hidden states, ...), layer by layer."""
+    torch.testing.assert_close(ours.logits, theirs.logits, **TOL)
+    torch.testing.assert_close(ours.loss, theirs.loss, **TOL)
+    for name in per_layer:
+        for x, y in zip(getattr(ours, name), getattr(theirs, name), strict=True):
+            torch.testing.assert_close(x, y, **TOL, msg=name)
 
 
 def hf_config(config: bg.BertGenerationConfig):
@@ -31,11 +41,11 @@ def hf_twin(model, attn_implementation="eager"):
     return twin
 
 
-def small_pair(seed=0, **overrides):
+def small_pair(seed=0, tie_encoder_decoder=False, **overrides):
     torch.manual_seed(seed)
     enc = bg.BertGenerationEncoder(bg.BertGenerationConfig(**{**SMALL, **overrides}))
     dec = bg.BertGenerationDecoder(bg.BertGenerationConfig(**{**SMALL, **overrides}, is_decoder=True,
                                                            add_cross_attention=True))
-    model = bg.EncoderDecoderModel(encoder=enc, decoder=dec)
+    model = bg.EncoderDecoderModel(encoder=enc, decoder=dec, tie_encoder_decoder=tie_encoder_decoder)
     model.config.decoder_start_token_id, model.config.pad_token_id, model.config.eos_token_id = 2, 0, 1
     return model.eval()

@@ -1,7 +1,6 @@
 """Checkpoints in the Hugging Face layout flow both ways, and every bad folder gets an error that names the fix."""
 import json
 import shutil
-import warnings
 
 import pytest
 import torch
@@ -50,6 +49,28 @@ def test_shared_model_round_trips(tmp_path):
     loaded = bg.EncoderDecoderModel.from_pretrained(tmp_path)
     assert loaded.config.tie_encoder_decoder
     assert loaded.decoder.bert.embeddings is loaded.encoder.embeddings
+
+
+def test_shared_pair_loads_in_transformers_with_nothing_missing_and_back_with_identical_outputs(tmp_path):
+    """transformers 5 loads each half on its own and ties nothing across them, so a BERTSHARE folder stores the
+    shared tensors once per half; loading it back here ties them again, and refuses halves that have drifted
+    apart (a pair trained untied) instead of keeping one of them silently."""
+    shared = small_pair(tie_encoder_decoder=True)
+    shared.save_pretrained(tmp_path / "ours")
+    theirs, info = transformers.EncoderDecoderModel.from_pretrained(tmp_path / "ours", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    ids, labels = torch.randint(3, 101, (2, 7)), torch.randint(3, 101, (2, 5))
+    expected = shared(input_ids=ids, labels=labels)
+    torch.testing.assert_close(theirs.eval()(input_ids=ids, labels=labels).logits, expected.logits)
+    theirs.save_pretrained(tmp_path / "theirs")
+    loaded = bg.EncoderDecoderModel.from_pretrained(tmp_path / "theirs").eval()
+    assert loaded.config.tie_encoder_decoder and loaded.decoder.bert.embeddings is loaded.encoder.embeddings
+    torch.testing.assert_close(loaded(input_ids=ids, labels=labels).logits, expected.logits)
+    with torch.no_grad():
+        theirs.decoder.bert.encoder.layer[0].attention.self.query.weight.add_(1.0)
+    theirs.save_pretrained(tmp_path / "drifted")
+    with pytest.raises(ValueError, match="different values"):
+        bg.EncoderDecoderModel.from_pretrained(tmp_path / "drifted")
 
 
 def test_warm_start_report_names_new_and_unused_parts(minilm_dir):

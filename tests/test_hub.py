@@ -221,15 +221,6 @@ def test_bin_only_and_sharded_snapshots_load_the_same_weights_as_transformers(of
         assert torch.equal(tensor, reference[name]), name
 
 
-def test_a_shared_checkpoint_whose_halves_differ_is_refused(tmp_path):
-    model = small_pair()
-    hf_twin(model).save_pretrained(tmp_path)  # two different halves
-    config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "tie_encoder_decoder": True}))
-    with pytest.raises(ValueError, match="tie_encoder_decoder to false"):
-        bg.EncoderDecoderModel.from_pretrained(tmp_path)
-
-
 # ---------------------------------------------------------------------------------------------- AutoTokenizer
 def test_auto_tokenizer_picks_the_class_of_each_folder_as_transformers_does(offline_hub, tmp_path):
     spiece_only, vocab_only = tmp_path / "spiece", tmp_path / "wordpiece"

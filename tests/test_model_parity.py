@@ -4,9 +4,7 @@ import torch
 import transformers
 
 import bertgen_mini as bg
-from reference import SMALL, hf_twin, small_pair
-
-TOL = dict(atol=1e-5, rtol=1e-5)
+from reference import SMALL, TOL, assert_same_outputs, hf_twin, small_pair
 
 
 def batch(vocab=101, src=9, tgt=6, seed=1):
@@ -44,11 +42,7 @@ def test_bert2bert_loss_logits_and_all_attentions_match():
     ids, mask, labels = batch()
     a = model(input_ids=ids, attention_mask=mask, labels=labels, output_attentions=True)
     b = ref(input_ids=ids, attention_mask=mask, labels=labels, output_attentions=True)
-    torch.testing.assert_close(a.logits, b.logits, **TOL)
-    torch.testing.assert_close(a.loss, b.loss, **TOL)
-    for name in ("encoder_attentions", "decoder_attentions", "cross_attentions"):
-        for x, y in zip(getattr(a, name), getattr(b, name), strict=True):
-            torch.testing.assert_close(x, y, **TOL)
+    assert_same_outputs(a, b, "encoder_attentions", "decoder_attentions", "cross_attentions")
 
 
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
