@@ -3,7 +3,8 @@
 1. the class tokenizer_config.json names (`tokenizer_class`; transformers' "...Fast" variants are the same class);
 2. else the class config.json names (`tokenizer_class`);
 3. else the tokenizer of config.json's `model_type` (an encoder-decoder's: its encoder's);
-4. else the vocabulary files present (`spiece.model`: sentencepiece, `vocab.txt`: WordPiece);
+4. else the vocabulary files present (`spiece.model`: sentencepiece, `vocab.txt`: WordPiece, `vocab.json` +
+   `merges.txt`: GPT-2's byte-level BPE);
 5. else an error that lists what is supported.
 
 TOKENIZERS is the one table to extend when a tokenizer class joins the package.
@@ -13,6 +14,7 @@ from pathlib import Path
 from .checkpoint import CONFIG_NAME
 from .hub import resolve
 from .tokenizer_base import CONFIG_NAME as TOKENIZER_CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME, read_saved_settings
+from .tokenizer_bpe import GPT2Tokenizer, RobertaTokenizer
 from .tokenizer_sentencepiece import BertGenerationTokenizer
 from .tokenizer_wordpiece import BertTokenizer
 
@@ -20,6 +22,8 @@ from .tokenizer_wordpiece import BertTokenizer
 TOKENIZERS = {
     "BertTokenizer": (BertTokenizer, ("bert",), ("vocab.txt",)),
     "BertGenerationTokenizer": (BertGenerationTokenizer, ("bert-generation",), ("spiece.model",)),
+    "GPT2Tokenizer": (GPT2Tokenizer, ("gpt2",), ("vocab.json", "merges.txt")),
+    "RobertaTokenizer": (RobertaTokenizer, ("roberta",), ("vocab.json", "merges.txt")),
 }
 # Names that say "a tokenizer.json" but not which algorithm: the model type and the files decide instead
 GENERIC_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend", "PythonBackend")
@@ -34,7 +38,7 @@ class AutoTokenizer:
         bertgen_mini.hub), its class picked as the module docstring says. `overrides` go to that class's
         from_pretrained (pad_token="<pad>", eos_token="</s>", ...)."""
         settings = [CONFIG_NAME, TOKENIZER_CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME]
-        vocab_files = [name for *_, files in TOKENIZERS.values() for name in files]
+        vocab_files = list(dict.fromkeys(name for *_, files in TOKENIZERS.values() for name in files))
         folder = resolve(name_or_folder, may=[*settings, *vocab_files], revision=revision,
                          local_files_only=local_files_only)
         return tokenizer_class(folder).from_pretrained(folder, **overrides)

@@ -88,6 +88,7 @@ class Tokenizer:
     (and `build_inputs_with_special_tokens` when they add special tokens around a sequence)."""
 
     vocab_file_name = None  # the file a saved tokenizer keeps its vocabulary in, e.g. "vocab.txt"
+    other_files = ()  # further files it reads when a folder has them (fetched with the vocabulary from the Hub)
     model_input_names = ("input_ids", "attention_mask")
     takes_pairs = False  # True where build_inputs_with_special_tokens(ids, pair_ids) lays out a pair of texts
 
@@ -351,19 +352,30 @@ class Tokenizer:
         to the vocabulary file itself also works, and so does a Hugging Face Hub id, fetched into the Hugging Face
         cache (revision, local_files_only: see bertgen_mini.hub)."""
         if is_hub_id(path):
-            path = resolve(path, need=[cls.vocab_file_name], may=[CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME],
-                           revision=revision, local_files_only=local_files_only)
+            path = resolve(path, need=[(cls.vocab_file_name, *cls.other_files)],
+                           may=[*cls.other_files, CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME], revision=revision,
+                           local_files_only=local_files_only)
         path = Path(path)
         saved = read_saved_settings(path / CONFIG_NAME)
-        if "added_tokens_decoder" not in saved:  # as transformers: the older file, read when the newer lacks tokens
+        if "added_tokens_decoder" not in saved:  # as transformers: the older files, read when the newer lacks tokens
             older = read_saved_settings(path / SPECIAL_TOKENS_MAP_NAME)
             saved.update({name: token for name, token in older.items() if name in SPECIAL_TOKEN_NAMES})
+            saved["added_tokens_decoder"] = cls._older_added_tokens(path) if path.is_dir() else {}
         known = inspect.signature(cls.__init__).parameters
         settings = {k: v for k, v in saved.items() if k in known and k != "self"}
         settings = checked_settings(settings, known, path / CONFIG_NAME)
         tokenizer = cls(path, **{**settings, **overrides})
-        tokenizer._restore_added_tokens(saved.get("added_tokens_decoder", {}), path / CONFIG_NAME)
+        for name in SPECIAL_TOKEN_NAMES:  # a special token saved as {"content": ..., "lstrip": true}: its flags
+            if isinstance(saved.get(name), dict) and name not in overrides:
+                tokenizer._take_flags(saved[name], path / SPECIAL_TOKENS_MAP_NAME)
+        tokenizer._restore_added_tokens(saved["added_tokens_decoder"], path / CONFIG_NAME)
         return tokenizer
+
+    @classmethod
+    def _older_added_tokens(cls, folder: Path) -> dict:
+        """Added tokens that a folder without tokenizer_config.json's `added_tokens_decoder` records elsewhere, in
+        that entry's form ({id: {"content": ..., ...}}); none by default."""
+        return {}
 
     def _restore_added_tokens(self, decoder: dict, source):
         """Add the tokens of a saved `added_tokens_decoder` ({id: {"content", "special", "lstrip", ...}}, as

@@ -35,16 +35,18 @@ current use is unaffected.
 import codecs
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 
 import regex
 
-from .tokenizer_base import CONFIG_NAME, SPECIAL_TOKEN_NAMES, Tokenizer
+from .checkpoint import read_json
+from .files import atomic_write_text, read_text
+from .tokenizer_base import Tokenizer
 
 MERGES_FILE = "merges.txt"
 TOKENIZER_FILE = "tokenizer.json"  # the Rust library's one-file form, which transformers 5 saves
-SPECIAL_TOKENS_FILE = "special_tokens_map.json"  # older transformers wrote the special tokens' flags here
 _WORD_CACHE_SIZE = 500_000
 # GPT-2's pre-tokenizing pattern (step 2 of the module docstring); \p{L} letters, \p{N} digits
 GPT2_PATTERN = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
@@ -80,6 +82,7 @@ class ByteLevelBPETokenizer(Tokenizer):
     the two subclasses only name their special tokens and where they go."""
 
     vocab_file_name = "vocab.json"
+    other_files = (MERGES_FILE, TOKENIZER_FILE)
     model_input_names = ("input_ids", "attention_mask")
     takes_pairs = True
 
@@ -107,16 +110,13 @@ class ByteLevelBPETokenizer(Tokenizer):
         super().__init__(model_max_length, False, **special_tokens)
 
     @classmethod
-    def from_pretrained(cls, path, **overrides):
-        """Load from a directory (see __init__), with the settings of its tokenizer_config.json unless overridden by
-        keyword. Where tokenizer_config.json lists no added tokens, they and the special tokens' flags come from
-        special_tokens_map.json and tokenizer.json, as transformers reads them: roberta-base's `<mask>`, which takes
-        the spaces before it, is written there."""
-        path = Path(path)
-        specials, added = _older_token_files(path) if path.is_dir() else ({}, {})
-        tokenizer = super().from_pretrained(path, **{**specials, **overrides})
-        tokenizer._restore_added_tokens(added, path / TOKENIZER_FILE)
-        return tokenizer
+    def _older_added_tokens(cls, folder: Path) -> dict:
+        """The added tokens of tokenizer.json (as transformers 5 saves them) as {id: {"content": ..., "lstrip": ...}}:
+        read where tokenizer_config.json lists none, as transformers reads them."""
+        if not os.path.lexists(folder / TOKENIZER_FILE):
+            return {}
+        added = read_json(folder / TOKENIZER_FILE).get("added_tokens", [])
+        return {str(entry["id"]): entry for entry in added}
 
     @property
     def vocab_size(self) -> int:
@@ -182,7 +182,7 @@ class ByteLevelBPETokenizer(Tokenizer):
         merges_path = Path(save_directory) / ((filename_prefix + "-" if filename_prefix else "") + MERGES_FILE)
         lines = ["#version: 0.2", *(f"{left} {right}" for left, right in sorted(self.merge_ranks,
                                                                               key=self.merge_ranks.get))]
-        merges_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write_text(merges_path, "\n".join(lines) + "\n")
         return vocab_path, str(merges_path)
 
     def _write_model_file(self, path):
@@ -266,16 +266,9 @@ def _find_files(owner, path: Path, merges_file):
     return path, merges
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a JSON file ({str(err)[:80]}): copy it again from the checkpoint.") from None
-
-
 def _read_vocab_json(path: Path) -> list:
     """The tokens of a vocab.json ({token: id}) in id order; the ids must be 0..n-1, each once."""
-    return _tokens_in_id_order(_read_json(path), path)
+    return _tokens_in_id_order(read_json(path), path)
 
 
 def _tokens_in_id_order(vocab, source) -> list:
@@ -296,7 +289,7 @@ def _read_merges_txt(path: Path):
     """The merge pairs of a merges.txt in rank order, one `left right` pair a line after an optional `#version` line,
     and for each the line it came from (for errors)."""
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): only \n ends a line, as in Rust
+        lines = read_text(path).split("\n")  # not splitlines(): only \n ends a line, as in Rust
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not UTF-8 text ({err}); pass the merges.txt of a GPT-2 or RoBERTa checkpoint") \
             from None
@@ -319,7 +312,7 @@ def _read_merges_txt(path: Path):
 def _read_tokenizer_json(path: Path):
     """Tokens in id order, merge pairs and where each came from, out of a tokenizer.json holding GPT-2's byte-level
     BPE (anything else is refused, naming the setting that differs)."""
-    spec = _read_json(path)
+    spec = read_json(path)
     model = spec.get("model") if isinstance(spec, dict) else None
     if not isinstance(model, dict):
         raise ValueError(f"{path} has no 'model' entry: it is not a tokenizer.json written by transformers/tokenizers")
@@ -357,14 +350,3 @@ def _rank_merges(merges: list, vocab: dict, where: list) -> dict:
                              "vocabulary. Are vocab.json and merges.txt from the same checkpoint?")
     return {merge: rank for rank, merge in enumerate(merges)}
 
-
-def _older_token_files(path: Path):
-    """What older folders say about tokens, read (as transformers reads it) only when tokenizer_config.json has no
-    `added_tokens_decoder`: the special tokens of special_tokens_map.json ({name: token or {"content": ...}}), and
-    the added tokens of tokenizer.json as {id: {"content": ..., "special": ..., "lstrip": ...}}."""
-    if (path / CONFIG_NAME).is_file() and "added_tokens_decoder" in _read_json(path / CONFIG_NAME):
-        return {}, {}
-    specials = _read_json(path / SPECIAL_TOKENS_FILE) if (path / SPECIAL_TOKENS_FILE).is_file() else {}
-    specials = {name: token for name, token in specials.items() if name in SPECIAL_TOKEN_NAMES}
-    added = _read_json(path / TOKENIZER_FILE).get("added_tokens", []) if (path / TOKENIZER_FILE).is_file() else []
-    return specials, {str(entry["id"]): entry for entry in added}

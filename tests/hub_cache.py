@@ -22,6 +22,7 @@ FUSER = "google/roberta2roberta_L-24_discofuse"        # the seed's second: a sm
 LEGACY = "google/roberta2roberta_L-24_wikisplit"       # generation settings in config.json only, as in 2020
 WMT = "google/bert2bert_L-24_wmt_de_en"                # pytorch_model.bin only; config.json names BertTokenizer
 SHARDED = "google/roberta2roberta_L-24_gigaword"       # weights in shards
+GPT2 = "openai-community/gpt2"                         # a tiny GPT-2 over a byte-level BPE (vocab.json, merges.txt)
 # Non-default generation settings, as a fine-tuned model's generation_config.json holds them
 GENERATION = dict(num_beams=3, max_length=14, min_length=6, no_repeat_ngram_size=2, length_penalty=1.8,
                   early_stopping=True, decoder_start_token_id=2, bos_token_id=2, eos_token_id=1, pad_token_id=0)
@@ -114,4 +115,14 @@ def build(root: Path) -> Path:
     shutil.copy(fuser / "spiece.model", sharded / "spiece.model")
     pair = lively_pair(sharded / "spiece.model", tie=False, seed=3)
     pair.save_pretrained(sharded, max_shard_size="40KB")
+
+    gpt2 = snapshot(cache, GPT2)
+    from tokenizers import ByteLevelBPETokenizer  # the Rust library transformers' tokenizers run on
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=600, special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe.save_model(str(gpt2))  # vocab.json + merges.txt, as the Hub's folder has them
+    torch.manual_seed(4)
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=bpe.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2, n_head=4, bos_token_id=0,
+        eos_token_id=0)).save_pretrained(gpt2)
     return cache

@@ -7,6 +7,7 @@ HF_HUB_OFFLINE at import; in a child process by those variables, as a user sets 
 """
 import ast
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from huggingface_hub import constants
 import bertgen_mini as bg
 import hub_cache
 from bertgen_mini import AutoTokenizer, speed
-from hub_cache import BERT, FUSER, LEGACY, SHARDED, WMT
+from hub_cache import BERT, FUSER, GPT2, LEGACY, SHARDED, WMT
 from reference import hf_twin, small_pair
 from test_generation import one_thread  # noqa: F401  autouse: tiny models run 30x faster on one thread here
 
@@ -241,9 +242,29 @@ def test_auto_tokenizer_picks_the_class_of_each_folder_as_transformers_does(offl
         assert ours(text).input_ids == theirs(text).input_ids, name
 
 
+def test_a_gpt2_model_and_its_byte_level_bpe_load_by_name(offline_hub, tmp_path):
+    """The tokenizer fetches merges.txt beside vocab.json; AutoTokenizer picks GPT2Tokenizer from config.json's model
+    type, and RobertaTokenizer where tokenizer_config.json names it (the files alone: GPT-2's)."""
+    text = "Café au lait <::::> is n't it ? Straße 12. <|endoftext|>"
+    tokenizer = AutoTokenizer.from_pretrained(GPT2)
+    assert type(tokenizer) is bg.GPT2Tokenizer
+    assert tokenizer(text).input_ids == transformers.AutoTokenizer.from_pretrained(folder(offline_hub, GPT2))(
+        text).input_ids
+    model = bg.GPT2LMHeadModel.from_pretrained(GPT2, verbose=False)
+    assert model.config.vocab_size == len(tokenizer)
+    roberta, files_only = tmp_path / "roberta", tmp_path / "files"
+    for target in (roberta, files_only):
+        target.mkdir()
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copy(folder(offline_hub, GPT2) / name, target / name)
+    (roberta / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "RobertaTokenizerFast"}))
+    assert type(AutoTokenizer.from_pretrained(roberta)) is bg.RobertaTokenizer
+    assert type(AutoTokenizer.from_pretrained(files_only)) is bg.GPT2Tokenizer
+
+
 def test_auto_tokenizer_refuses_what_it_cannot_read_and_lists_what_it_can(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5TokenizerFast"}))
-    with pytest.raises(ValueError, match="'T5TokenizerFast'.*Supported: BertTokenizer, BertGenerationTokenizer"):
+    with pytest.raises(ValueError, match="'T5TokenizerFast'.*Supported: BertTokenizer, BertGenerationTokenizer, GPT2Tokenizer, RobertaTokenizer"):
         AutoTokenizer.from_pretrained(tmp_path)
     (tmp_path / "tokenizer_config.json").unlink()
     (tmp_path / "tokenizer.json").write_text("{}")
