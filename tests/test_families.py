@@ -15,7 +15,7 @@ import torch
 import transformers
 
 import bertgen_mini as bg
-from bertgen_mini import experiments as ex
+from bertgen_mini import experiments as ex, stand_ins
 from bertgen_mini.data import Pair, Seq2SeqBatches, encode_pairs
 from bertgen_mini.evaluate import main as evaluate_main
 from bertgen_mini.recipes import TARGET_TOKENIZER_DIR, build_model, build_tokenizers, load_tokenizers, save_tokenizers
@@ -23,7 +23,6 @@ from bertgen_mini.train import Trainer, TrainConfig, TrainingInterrupted, checkp
 from test_generation import one_thread  # noqa: F401  autouse: tiny models run faster on one thread here
 from test_recipes import save_tiny_bert
 from test_roberta import save_tiny_roberta
-from test_tokenizer_bpe import train_bpe
 
 transformers.logging.set_verbosity_error()
 EOT = 5  # <|endoftext|> in the BPE below: after RoBERTa's <s> <pad> </s> <unk> <mask>
@@ -40,7 +39,9 @@ def world(tmp_path_factory, wikisplit_rows):
     """A folder with bert/ (tiny BERT, WordPiece), bpe/ (the BPE), gpt2/ (tiny GPT-2, width 48: the projection is
     there), roberta/ (tiny RoBERTa), both with the BPE's files, and data/ (tune.tsv and validation.tsv of LINES)."""
     root = tmp_path_factory.mktemp("families")
-    bpe = train_bpe([text for row in wikisplit_rows[:2000] for text in row], root / "bpe", vocab_size=600)
+    bpe = stand_ins.train_byte_level_bpe([text for row in wikisplit_rows[:2000] for text in row], root / "bpe",
+                                         vocab_size=600, special_tokens=stand_ins.ROBERTA_SPECIALS
+                                         + stand_ins.GPT2_SPECIALS)
     vocab = len(json.loads((bpe / "vocab.json").read_text()))
     torch.manual_seed(0)
     transformers.GPT2LMHeadModel(transformers.GPT2Config(
@@ -209,3 +210,43 @@ def test_a_sweep_asks_for_the_gpt2_checkpoint_before_training_anything(tmp_path,
     assert not (tmp_path / "runs").exists()
     ex.main(["--estimate", "--recipes", "bert2gpt", "rnd2gpt", "--gpt2", "openai-community/gpt2"])
     assert "4 runs x" in capsys.readouterr().out  # two recipes, two tasks
+
+
+# ---------------------------------------------------------------------------------------------- the stand-ins
+def test_the_stand_ins_are_checkpoints_transformers_loads_and_computes_as_we_do(tmp_path, wikisplit_rows):
+    bpe = stand_ins.train_byte_level_bpe([text for row in wikisplit_rows[:500] for text in row], tmp_path / "bpe",
+                                         vocab_size=400, special_tokens=stand_ins.ROBERTA_SPECIALS
+                                         + stand_ins.GPT2_SPECIALS)
+    roberta = stand_ins.random_roberta(tmp_path / "roberta", bpe, hidden_size=32, intermediate_size=37)
+    theirs, info = transformers.RobertaModel.from_pretrained(roberta, add_pooling_layer=False,
+                                                             output_loading_info=True)
+    assert not any(info.values())  # nothing missing, unexpected or mismatched
+    tokenizer = bg.RobertaTokenizer.from_pretrained(roberta)
+    batch = tokenizer(LINES[:2], padding=True, return_tensors="pt")
+    assert batch.input_ids.tolist() == transformers.RobertaTokenizer.from_pretrained(str(roberta))(
+        LINES[:2], padding=True, return_tensors="pt").input_ids.tolist()
+    ours = bg.BertGenerationEncoder.from_pretrained(roberta, verbose=False)
+    with torch.no_grad():
+        real = batch.attention_mask.bool()
+        torch.testing.assert_close(ours(batch.input_ids, batch.attention_mask).last_hidden_state[real],
+                                   theirs.eval()(**batch).last_hidden_state[real], atol=1e-5, rtol=1e-5)
+
+    gpt2 = stand_ins.random_gpt2(tmp_path / "gpt2", bpe, n_embd=32)
+    theirs, info = transformers.GPT2LMHeadModel.from_pretrained(gpt2, output_loading_info=True)
+    assert not any(info.values())
+    ids = bg.GPT2Tokenizer.from_pretrained(gpt2)(LINES[0], return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(bg.GPT2LMHeadModel.from_pretrained(gpt2, verbose=False)(ids).logits,
+                                   theirs.eval()(ids).logits, atol=1e-5, rtol=1e-5)
+    assert theirs.config.eos_token_id == bg.GPT2Tokenizer.from_pretrained(gpt2).eos_token_id == EOT
+
+
+def test_the_stand_ins_refuse_a_bpe_without_their_special_tokens(tmp_path, wikisplit_rows):
+    bpe = stand_ins.train_byte_level_bpe([row[0] for row in wikisplit_rows[:300]], tmp_path / "bpe", vocab_size=300,
+                                         special_tokens=())
+    with pytest.raises(ValueError, match="<\\|endoftext\\|>"):
+        stand_ins.random_gpt2(tmp_path / "gpt2", bpe)
+    with pytest.raises(ValueError, match="RoBERTa's"):
+        stand_ins.random_roberta(tmp_path / "roberta", bpe)
+    with pytest.raises(ValueError, match="too small"):
+        stand_ins.train_byte_level_bpe(["a"], tmp_path / "tiny", vocab_size=100)
