@@ -151,9 +151,14 @@ def test_roberta_recipes_train_and_save_their_own_tokenizers(world, tmp_path, re
     assert model.encoder.config.pad_token_id == source.pad_token_id == 1  # <pad>, RoBERTa's padding_idx
 
 
-def test_bert2gpt_trains_from_the_hub_id_offline(world, tmp_path, offline_hub):
-    model, _, target = train(config(world, tmp_path / "run", gpt2="openai-community/gpt2", eval_rows=0, steps=1))
-    assert isinstance(model.decoder, bg.GPT2LMHeadModel) and len(target) == model.decoder.config.vocab_size
+def test_bert2gpt_trains_from_the_command_line_with_a_hub_id_offline(world, tmp_path, offline_hub):
+    train_main(["--recipe", "bert2gpt", "--gpt2", "openai-community/gpt2", "--bert-dir", str(world / "bert"),
+                "--data-dir", str(world / "data"), "--output-dir", str(tmp_path / "run"), "--steps", "1",
+                "--batch-size", "2", "--eval-rows", "0", "--max-source-len", "24", "--max-target-len", "24",
+                "--no-progress"])
+    model = bg.EncoderDecoderModel.from_pretrained(tmp_path / "run")
+    _, target = load_tokenizers(tmp_path / "run", model)
+    assert isinstance(model.decoder, bg.GPT2LMHeadModel) and isinstance(target, bg.GPT2Tokenizer)
     state = json.loads((checkpoints(tmp_path / "run")[-1] / "trainer_state.json").read_text())
     assert state["config"]["gpt2"] == "openai-community/gpt2"
     assert {"vocabulary", "target_vocabulary", "initial_weights", "gpt2_weights"} <= set(state["inputs"])
