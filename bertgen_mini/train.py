@@ -695,6 +695,17 @@ def check_output_dir(output_dir, checkpoint_dir, flag: str = "--bert-dir") -> No
                          "--output-dir, e.g. runs/bert2bert.")
 
 
+def check_lengths_fit(config: TrainConfig, model) -> None:
+    """Refuse source or target lengths longer than the position table of the half that reads them (a GPT-2 stand-in
+    may have 128 positions): caught before the first step, naming the flag, not in the first long batch."""
+    for flag, length, half, name in (("--max-source-len", config.max_source_len, model.encoder, "encoder"),
+                                     ("--max-target-len", config.max_target_len, model.decoder, "decoder")):
+        positions = half.config.max_position_embeddings
+        if length > positions:
+            raise ValueError(f"{flag} {length} is more than the {name}'s {positions} positions "
+                             f"(the {config.recipe} checkpoint's): pass at most {positions}.")
+
+
 def run_inputs(pairs, tokenizer, weights: dict, target_tokenizer=None) -> dict:
     """What identifies a run's inputs, as SHA-256 hex digests: the training pairs (their text, in order), the
     tokenizer's vocabulary (tokens in id order, its settings and a BPE's merges), the target tokenizer's where it is
@@ -740,6 +751,7 @@ def train(config: TrainConfig):
         model = build_model(config.recipe, config.bert_dir, config.cross_init, config.dropout, config.seed,
                             verbose=config.progress and rank == 0, tokenizer=tokenizer, roberta_dir=config.roberta,
                             gpt2_dir=config.gpt2, target_tokenizer=target_tokenizer)
+        check_lengths_fit(config, model)
         pairs = load_wikisplit(config.train_split, config.data_dir, config.task)
         pairs = pairs[:config.train_rows] if config.train_rows else pairs
         if config.drop_long:

@@ -120,6 +120,8 @@ def test_settings_name_the_checkpoint_a_recipe_needs_or_does_not_read(world, tmp
         TrainConfig(recipe="robertashare", roberta="r", bert_dir="b")
     with pytest.raises(ValueError, match=r"--output-dir .* is the warm-start checkpoint --gpt2"):
         train(config(world, world / "gpt2"))
+    with pytest.raises(ValueError, match=r"--max-target-len 80 is more than the decoder's 64 positions"):
+        train(config(world, tmp_path / "run", max_target_len=80))  # before the first step, not in it
 
 
 # ---------------------------------------------------------------------------------------------- whole runs
