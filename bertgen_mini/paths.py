@@ -36,10 +36,11 @@ def quick_mode() -> bool:
 
 
 def figure_path(name: str) -> Path:
-    """Where a notebook saves its figure `name`: `$BERTGEN_FIGURES` if set (the test suite points it at a scratch
-    folder, so running the tests never replaces the committed figures), else ../figures/ (notebooks run from
-    notebooks/)."""
-    folder = Path(os.environ.get("BERTGEN_FIGURES", Path("..") / "figures"))
+    """Where a notebook saves its figure `name`: `$BERTGEN_FIGURES` if set, else ../runs/figures/ (notebooks run
+    from notebooks/; runs/ is git-ignored). The committed figures in ../figures/, which the README shows, are only
+    replaced when asked: `BERTGEN_FIGURES=$PWD/figures jupyter nbconvert --execute ...` from the repository root.
+    So running a notebook never changes a tracked file, and a class's `git pull` never conflicts on a figure."""
+    folder = Path(os.environ.get("BERTGEN_FIGURES", Path("..") / "runs" / "figures"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
 
