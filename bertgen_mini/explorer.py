@@ -5,8 +5,9 @@ each one attends to.
 The layout fits a 1366 x 768 laptop screen in JupyterLab, file browser open or not: three rows of controls and a
 line naming where the current step looks, above one 1000 x 490 pixel image holding the heatmap (the current step
 framed in red) and, beside it, that step's weights as bars; the image shrinks in a narrower notebook and is never
-enlarged in a wider one (figures/explorer_1366x768*.png, made and measured by bench/explorer_screenshot.py). When a map has more rows or columns than fit at a readable 9-point label size, only
-every k-th token is labelled (the current step's always).
+enlarged in a wider one (figures/explorer_1366x768*.png, made and measured by bench/explorer_screenshot.py). When a
+map has more rows or columns than fit at a readable 9-point label size, only every k-th token is labelled (the
+current step's always).
 
 The view is drawn with matplotlib into a PNG (no pyplot state, so it works under any backend), shown in an
 `ipywidgets.Image`. Where widgets cannot run (ipywidgets missing, nbval, GitHub's or another plain renderer) the

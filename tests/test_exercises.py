@@ -17,7 +17,8 @@ from bertgen_mini.exercises import answers
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0[1-7]_*.ipynb"))
 MODULES = {f"nb{n:02d}": importlib.import_module(f"bertgen_mini.exercises.nb{n:02d}") for n in range(1, 8)}
-EXERCISES = [(module, exercise_id, *entry) for module, m in MODULES.items() for exercise_id, entry in m.EXERCISES.items()]
+EXERCISES = [(module, exercise_id, *entry) for module, m in MODULES.items()
+             for exercise_id, entry in m.EXERCISES.items()]
 IDS = [e[1] for e in EXERCISES]
 
 
