@@ -46,29 +46,6 @@ def model_folder(preset: str, cache_dir=None) -> Path:
     return root / "finetuned" / f"bert2bert-{preset}-{settings_hash}"
 
 
-def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True):
-    """The MiniLM bert2bert fine-tuned for sentence splitting, and its tokenizer: (EncoderDecoderModel, BertTokenizer).
-
-    quick: True for the "cpu-quick" preset, False for "cpu-hour"; None (default) lets default_preset() choose.
-    cache_dir: default bertgen_mini.paths.cache_dir(). The first call trains (a progress bar when verbose) and an
-    interrupted training resumes from its last checkpoint; later calls load from the cache in seconds.
-    """
-    preset = default_preset() if quick is None else "cpu-quick" if quick else "cpu-hour"
-    folder = model_folder(preset, cache_dir)
-    if not (folder / DONE_MARKER).is_file():
-        if verbose:
-            better = ("" if preset != "cpu-quick" else " For the better model set BERTGEN_FULL=1 before starting "
-                      f"Jupyter (the 'cpu-hour' preset: {TRAINING_TIME['cpu-hour']}) or use a GPU.")
-            print(f"Training the fine-tuned bert2bert once with the {preset!r} preset ({TRAINING_TIME[preset]}); "
-                  f"later runs load it from {folder}.{better}")
-        train(TrainConfig(**{**PRESETS[preset], "output_dir": str(folder), "progress": verbose, "save_every": 100}))
-        record_scores(folder)
-        for folder_to_drop in checkpoints(folder):  # the final model is in `folder` itself
-            shutil.rmtree(folder_to_drop)
-    model = EncoderDecoderModel.from_pretrained(folder)
-    return model.eval(), BertTokenizer.from_pretrained(folder)
-
-
 def record_scores(folder) -> dict | None:
     """Write `folder`/metrics.json from the final evaluation its training logged (log.jsonl): the validation scores
     (evaluate.evaluate's keys, with the copy baseline's), the rows and decoding they were scored with, and the
@@ -95,3 +72,26 @@ def recorded_scores(preset: str | None = None, cache_dir=None) -> dict | None:
     evaluation)."""
     path = model_folder(preset or default_preset(), cache_dir) / METRICS_NAME
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True):
+    """The MiniLM bert2bert fine-tuned for sentence splitting, and its tokenizer: (EncoderDecoderModel, BertTokenizer).
+
+    quick: True for the "cpu-quick" preset, False for "cpu-hour"; None (default) lets default_preset() choose.
+    cache_dir: default bertgen_mini.paths.cache_dir(). The first call trains (a progress bar when verbose) and an
+    interrupted training resumes from its last checkpoint; later calls load from the cache in seconds.
+    """
+    preset = default_preset() if quick is None else "cpu-quick" if quick else "cpu-hour"
+    folder = model_folder(preset, cache_dir)
+    if not (folder / DONE_MARKER).is_file():
+        if verbose:
+            better = ("" if preset != "cpu-quick" else " For the better model set BERTGEN_FULL=1 before starting "
+                      f"Jupyter (the 'cpu-hour' preset: {TRAINING_TIME['cpu-hour']}) or use a GPU.")
+            print(f"Training the fine-tuned bert2bert once with the {preset!r} preset ({TRAINING_TIME[preset]}); "
+                  f"later runs load it from {folder}.{better}")
+        train(TrainConfig(**{**PRESETS[preset], "output_dir": str(folder), "progress": verbose, "save_every": 100}))
+        record_scores(folder)
+        for folder_to_drop in checkpoints(folder):  # the final model is in `folder` itself
+            shutil.rmtree(folder_to_drop)
+    model = EncoderDecoderModel.from_pretrained(folder)
+    return model.eval(), BertTokenizer.from_pretrained(folder)
