@@ -123,3 +123,18 @@ def test_the_default_cpu_model_has_learnt_the_task_by_its_own_recorded_validatio
     assert scores is not None and scores["split"] == "validation" and scores["num_beams"] == 1
     assert scores["rows"] >= 200
     assert scores["sari"] >= 40 and scores["sari"] >= scores["sari_copy"] + 8
+
+
+def test_explorer_image_keeps_its_own_width_so_a_wide_notebook_does_not_push_it_off_a_laptop_screen():
+    """The explorer overflowed 1366 x 768 with JupyterLab's file browser closed: the image was stretched to the wide
+    cell (bench/explorer_screenshot.py measures it in a browser: bottom at 803 px before, 714 after)."""
+    import torch
+    from bertgen_mini.attention_capture import capture_from_ids
+    from bertgen_mini.exercises import tiny_pair
+    from bertgen_mini.explorer import DPI, FIGURE_INCHES, AttentionExplorer
+
+    sources, sequences = torch.tensor([[2, 5, 6, 7, 3]]), torch.tensor([[2, 8, 9, 1]])
+    explorer = AttentionExplorer(capture_from_ids(tiny_pair(), sources, torch.ones_like(sources), sequences))
+    layout = explorer.image.layout
+    assert (layout.width, layout.max_width, layout.height) == (f"{FIGURE_INCHES[0] * DPI:.0f}px", "100%", "auto")
+    assert round(FIGURE_INCHES[1] * DPI) <= 490  # with the controls, the explorer's bottom stays above 768 px
