@@ -174,8 +174,8 @@ def collect(paths) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Build the student version of the notebooks, or collect the "
-                                                 "students' answers.")
+    parser = argparse.ArgumentParser(prog="python -m bertgen_mini.classroom", description="Build the student "
+                                     "version of the notebooks, or collect the students' answers (see TEACHERS.md).")
     commands = parser.add_subparsers(dest="command", required=True)
     student = commands.add_parser("student", help="write the notebooks without outputs or solutions into a folder "
                                                   "a student works in (files already there are kept)")
