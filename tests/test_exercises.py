@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertgen_mini.exercises import answers
+from bertgen_mini.exercises import KINDS, answers
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("0[1-7]_*.ipynb"))
@@ -98,7 +98,7 @@ def solutions():
 def test_enough_exercises_of_every_kind_and_a_wrong_answer_for_each():
     assert len(EXERCISES) >= 18
     assert all(2 <= len(m.EXERCISES) <= 4 for m in MODULES.values())
-    assert {kind for *_, kind in EXERCISES} == {"function", "value", "written"}
+    assert {kind for *_, kind in EXERCISES} == set(KINDS) == set(STUBS)
     assert set(WRONG) == set(IDS)
 
 

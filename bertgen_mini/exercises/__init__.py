@@ -6,7 +6,7 @@ so a wrong answer never stops "Run All" and never shows the check's code:
 
 * "not attempted yet" when it meets a stub (a function that raises NotImplementedError, a value left as `...`, an
   empty written answer): returns False;
-* "not yet: <what is wrong>" for a wrong answer, or for code that raised (its error in one line): returns False;
+* "not yet — <what is wrong>" for a wrong answer, or for code that raised (its error in one line): returns False;
 * "correct" for a function or a prediction that is right: returns True;
 * "recorded" for a written answer, which no program can mark, followed by the model answer's key points to
   compare with: returns True.
