@@ -36,6 +36,7 @@ ANSWERS_FILE = "my_answers.json"
 # The notebooks name their model answers' file; the student version has none, so the sentence is rewritten.
 SOLUTIONS_SENTENCE = re.compile(r"\b([Mm])odel\s+answers\s+are\s+in\s+`notebooks/solutions/nb\d+\.py`")
 READ_BY_PATH = re.compile(r"""["']\.\./([\w./-]+)["']""")  # a file a notebook reads from beside notebooks/
+OUTPUTS = "runs"  # the git-ignored folder notebooks write into: a student's version starts without it
 MARKS = {"correct": "✓", "wrong": "✗", "recorded": "✎"}
 
 STUDENT_README = """# bertgen_mini: your notebooks
@@ -97,7 +98,8 @@ def build_student_version(out, notebooks_dir=None) -> list[Path]:
     for source in sources:
         notebook = json.loads(source.read_text(encoding="utf-8"))
         code = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
-        read_elsewhere |= {p for p in READ_BY_PATH.findall(code) if (notebooks_dir.parent / p).is_file()}
+        read_elsewhere |= {p for p in READ_BY_PATH.findall(code)
+                           if (notebooks_dir.parent / p).is_file() and Path(p).parts[0] != OUTPUTS}
         write_new(out / "notebooks" / source.name,
                   json.dumps(student_notebook(notebook, source.name), indent=1, ensure_ascii=False) + "\n")
     for relative in sorted({str(Path(p).parent) for p in read_elsewhere}):  # the folder, for files read beside it

@@ -44,6 +44,7 @@ def test_student_version_leaves_out_the_solutions_and_brings_what_the_notebooks_
     assert not any("solutions/" in p.read_text(errors="ignore") for p in files if p.suffix in (".ipynb", ".md"))
     assert (student / "bench" / "results" / "paper_sweep.csv").is_file()          # notebook 07 reads ../bench/...
     assert (student / "bench" / "results" / "paper_sweep_curves.csv").is_file()
+    assert not (student / "runs").exists()                 # what notebooks wrote here is not the student's
 
 
 def test_building_again_adds_what_is_missing_and_never_replaces_a_students_notebook(tmp_path):
