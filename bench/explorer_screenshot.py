@@ -7,10 +7,12 @@
 It copies the cells notebook 04 needs for its explorer (the imports, the models, the explorer cell and the text
 above it) into a scratch notebook, starts JupyterLab on it (no token, a fresh settings folder, this checkout first
 on the kernel's path), runs all cells from the Run menu, waits for the widget, scrolls it to the top and takes a
-screenshot; then picks "encoder self-attention" and moves the step slider, and takes a second one. It prints the
-explorer's size in pixels. JupyterLab and the browser are stopped at the end, also on failure. The fine-tuned model
+screenshot with the file browser open; closes the file browser (the notebook, and so the explorer's image, gets
+wider and taller) and takes a second; then picks "encoder self-attention", moves the step slider, and takes a third.
+It prints the explorer's size and where its bottom lands on the 768-pixel screen, each time, and exits with status 1
+when it does not fit. JupyterLab and the browser are stopped at the end, also on failure. The fine-tuned model
 comes from bertgen_mini.zoo as in the notebook ($BERTGEN_CACHE chooses the cache; a missing model is trained first).
-Not a test: a tool to check the layout by eye (look at the PNGs).
+Not a test (it needs a browser and minutes): a tool to check the layout, by its numbers and by eye (the PNGs).
 """
 import argparse
 import json
@@ -111,7 +113,7 @@ def run_all_cells(page, tries: int = 3) -> None:
     raise RuntimeError("Run All Cells did not start the notebook (see explorer_debug.png)")
 
 
-def screenshot_explorer(url: str, out: Path, chromium: str, timeout_s: int) -> None:
+def screenshot_explorer(url: str, out: Path, chromium: str, timeout_s: int) -> bool:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
@@ -127,12 +129,24 @@ def screenshot_explorer(url: str, out: Path, chromium: str, timeout_s: int) -> N
                 page.screenshot(path=out / "explorer_debug.png")  # what the page showed instead
                 raise
             explorer = page.locator(".widget-vbox").first
-            explorer.evaluate("node => node.scrollIntoView({block: 'start'})")
+
+            def measure_and_shoot(name: str, what: str) -> bool:
+                """Scroll the explorer to the top, print where it lands, save a screenshot; True when it fits."""
+                explorer.evaluate("node => node.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(1500)
+                box = explorer.bounding_box()
+                bottom = box["y"] + box["height"]
+                fits = box["x"] + box["width"] <= VIEWPORT["width"] and bottom <= VIEWPORT["height"]
+                print(f"{what}: explorer {box['width']:.0f} x {box['height']:.0f} px, top at {box['y']:.0f}, bottom "
+                      f"at {bottom:.0f} px of {VIEWPORT['height']}: {'fits' if fits else 'DOES NOT FIT'}")
+                page.screenshot(path=out / name)
+                return fits
+
+            fits = [measure_and_shoot("explorer_1366x768.png", "file browser open")]
+            page.keyboard.press("Escape")              # command mode, so the shortcut reaches JupyterLab
+            page.keyboard.press("Control+b")           # View > Show Left Sidebar, off: the widest notebook
             page.wait_for_timeout(1500)
-            box = explorer.bounding_box()
-            print(f"explorer: {box['width']:.0f} x {box['height']:.0f} px, top at {box['y']:.0f} px of "
-                  f"{VIEWPORT['height']}")
-            page.screenshot(path=out / "explorer_1366x768.png")
+            fits.append(measure_and_shoot("explorer_1366x768_browser_closed.png", "file browser closed"))
 
             def then_wait_for_the_new_image(action):
                 before = image.get_attribute("src")
@@ -147,7 +161,8 @@ def screenshot_explorer(url: str, out: Path, chromium: str, timeout_s: int) -> N
             page.keyboard.type("8")
             then_wait_for_the_new_image(lambda: page.keyboard.press("Enter"))
             page.wait_for_timeout(1000)
-            page.screenshot(path=out / "explorer_1366x768_encoder_step8.png")
+            fits.append(measure_and_shoot("explorer_1366x768_encoder_step8.png", "encoder self-attention, step 8"))
+            return all(fits)
         finally:
             browser.close()
 
@@ -164,12 +179,13 @@ def main(argv=None):
         port = free_port()
         server = start_jupyterlab(folder, port)
         try:
-            screenshot_explorer(f"http://127.0.0.1:{port}/lab/tree/{notebook.name}", Path(args.out), args.chromium,
-                                args.timeout)
+            fits = screenshot_explorer(f"http://127.0.0.1:{port}/lab/tree/{notebook.name}", Path(args.out),
+                                       args.chromium, args.timeout)
         finally:
             stop(server)
-    print(f"wrote {args.out}/explorer_1366x768.png and explorer_1366x768_encoder_step8.png")
+    print(f"wrote {args.out}/explorer_1366x768{{,_browser_closed,_encoder_step8}}.png")
+    return 0 if fits else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

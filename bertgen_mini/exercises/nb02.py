@@ -1,7 +1,7 @@
 """Checks for notebook 02 (model anatomy)."""
 import torch
 
-from . import check, check_prediction, check_written
+from . import check, check_prediction, check_written, require
 
 
 def tiny_config(**overrides):
@@ -29,18 +29,24 @@ def check_attention_by_hand(attention_by_hand) -> bool:
         for mask in (None, causal_mask(None, 5, 0, torch.float32, "cpu")):
             with torch.no_grad():
                 out, probs = attention(x, mask, output_attentions=True)
-                context, my_probs = attention_by_hand(q, k, v, mask)
+                result = attention_by_hand(q, k, v, mask)
+            require(isinstance(result, tuple) and len(result) == 2, "return a pair: (context, probabilities)")
+            context, my_probs = result
             where = "without a mask" if mask is None else "with the causal mask"
-            assert tuple(my_probs.shape) == tuple(probs.shape), \
-                f"{where}: probabilities should have shape (B, nh, T, S) = {tuple(probs.shape)}, got {tuple(my_probs.shape)}"
-            assert torch.allclose(my_probs, probs, atol=1e-5), (
-                f"{where}: your probabilities differ from the package's by up to {(my_probs - probs).abs().max():.3g}. "
-                "Divide the scores by sqrt(d_h) (the head size), add the mask, then softmax over the last dimension.")
+            require(torch.is_tensor(my_probs) and tuple(my_probs.shape) == tuple(probs.shape),
+                    f"{where}: probabilities should have shape (B, nh, T, S) = {tuple(probs.shape)}, got "
+                    f"{tuple(getattr(my_probs, 'shape', ()))}")
+            require(torch.allclose(my_probs, probs, atol=1e-5),
+                    f"{where}: your probabilities differ from the package's by up to "
+                    f"{(my_probs - probs).abs().max():.3g}. Divide the scores by sqrt(d_h) (the head size), add the "
+                    "mask, then softmax over the last dimension.")
+            require(torch.is_tensor(context) and context.shape == q.shape,
+                    f"{where}: the context should have the queries' shape (B, nh, T, dh) = {tuple(q.shape)}")
             mixed = context.transpose(1, 2).reshape(2, 5, config.hidden_size)
             mine = attention.output.LayerNorm(attention.output.dense(mixed) + x)
-            assert torch.allclose(mine, out, atol=1e-5), f"{where}: the context should be probs @ v, (B, nh, T, dh)"
+            require(torch.allclose(mine, out, atol=1e-5), f"{where}: the context should be probs @ v, (B, nh, T, dh)")
         return "(probabilities and output, with and without the causal mask)"
-    return check("02.1", test)
+    return check("02.1", test, attention_by_hand)
 
 
 def check_cross_shape_prediction(predicted_shape) -> bool:
@@ -55,9 +61,16 @@ def check_cross_shape_prediction(predicted_shape) -> bool:
                                 encoder_states=torch.randn(1, 7, 16), output_attentions=True)
         return tuple(cross.shape)
 
+    def hint(guess, truth):
+        if isinstance(guess, tuple) and sorted(guess) == sorted(truth):
+            return "The right numbers in another order: (B, nh, T, S), a (T, S) map per head and sentence."
+        if isinstance(guess, tuple) and guess[-1:] == (5,):
+            return "The keys come from the source, not the target: the last dimension counts source tokens."
+        return None
+
     guess = tuple(predicted_shape) if isinstance(predicted_shape, (list, tuple)) else predicted_shape
     return check_prediction("02.2", guess, cross_shape, "One row per target token (the queries), one column "
-                            "per source token (the keys), for every head of every sentence: (B, nh, T, S).")
+                            "per source token (the keys), for every head of every sentence: (B, nh, T, S).", hint=hint)
 
 
 def check_decoder_layer_params(decoder_layer_params) -> bool:
@@ -67,18 +80,32 @@ def check_decoder_layer_params(decoder_layer_params) -> bool:
     def test():
         for d, f in ((16, 32), (24, 40)):
             config = tiny_config(hidden_size=d, intermediate_size=f, is_decoder=True, add_cross_attention=True)
-            expected = sum(p.numel() for p in Layer(config, layer_idx=0).parameters())
+            layer = Layer(config, layer_idx=0)
+            expected = sum(p.numel() for p in layer.parameters())
             got = decoder_layer_params(d, f)
-            assert got == expected, (
-                f"with d={d}, f={f} your formula gives {got:,} but a decoder layer has {expected:,} parameters. "
-                "Did you count both attention blocks (self and cross) and every bias and LayerNorm?")
+            one_attention = sum(p.numel() for p in layer.attention.parameters())
+            if got == expected - one_attention:
+                hint = "You counted one attention block: a decoder layer has two, self-attention and cross-attention."
+            elif got == expected - (9 * d + f):
+                hint = "Count the biases too: a Linear(a, b) has a*b + b parameters."
+            elif got == expected - 3 * 2 * d:
+                hint = "Count the three LayerNorms too (one after each block), each 2d: a gain and a bias."
+            else:
+                hint = "Did you count both attention blocks (self and cross) and every bias and LayerNorm?"
+            require(got == expected, f"with d={d}, f={f} your formula gives {got!r} but a decoder layer has "
+                                     f"{expected:,} parameters. {hint}")
         return "(checked with two sizes)"
-    return check("02.3", test)
+    return check("02.3", test, decoder_layer_params)
 
 
 def check_tying_answer(answer) -> bool:
     """02.4 (written): what weight tying saves."""
-    return check_written("02.4", answer, "nb02")
+    return check_written("02.4", answer, [
+        "The LM head needs a V x d matrix (a score for every vocabulary entry from a d-wide vector): exactly the "
+        "shape of the word embeddings, so one matrix reads tokens in and scores them out.",
+        "Tied, the head adds only its bias (V = 30,522 numbers).",
+        "Untied, MiniLM's decoder would gain 30,522 x 384 = 11.7 M parameters, more than its six feed-forward "
+        "blocks (7.1 M), and the checkpoint gives no value for them."])
 
 
 EXERCISES = {"02.1": (check_attention_by_hand, "attention_by_hand", "function"),

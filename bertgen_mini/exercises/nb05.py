@@ -1,5 +1,7 @@
 """Checks for notebook 05 (training)."""
-from . import check, check_prediction, check_written
+import math
+
+from . import check, check_prediction, check_written, require
 
 
 def check_schedule(my_factor) -> bool:
@@ -11,11 +13,17 @@ def check_schedule(my_factor) -> bool:
             reference = warmup_linear_decay(warmup, total)
             for step in range(total + 20):
                 got = my_factor(step, warmup, total)
-                assert abs(got - reference(step)) < 1e-12, (
-                    f"warmup={warmup}, total={total}, step {step}: got {got}, expected {reference(step)} (warmup "
-                    "rises to 1 at step warmup - 1, then a straight line falls to 0 at step total, never below)")
+                if step >= total:
+                    hint = "after `total` steps the factor stays at 0, never below"
+                elif step < warmup:
+                    hint = "during warmup the factor is (step + 1) / warmup"
+                else:
+                    hint = "after warmup a straight line falls from 1 at step `warmup` to 0 at step `total`"
+                require(isinstance(got, (int, float)) and math.isclose(got, reference(step), abs_tol=1e-12),
+                        f"warmup={warmup}, total={total}, step {step}: got {got!r}, expected {reference(step)}: "
+                        f"{hint}.")
         return "your schedule matches bertgen_mini.train.warmup_linear_decay."
-    return check("05.1", test)
+    return check("05.1", test, my_factor)
 
 
 def check_step_loss_prediction(predicted_loss) -> bool:
@@ -24,8 +32,11 @@ def check_step_loss_prediction(predicted_loss) -> bool:
 
     token_losses = torch.cat([torch.full((10,), 2.0), torch.full((30,), 1.0)])   # every label token of the step
     truth = lambda: round(float(token_losses.sum() / token_losses.numel()), 4)
+    hint = lambda guess, truth: ("That is the mean of the two means, which weighs a token of the small micro-batch "
+                                 "three times as much as one of the large." if math.isclose(guess, 1.5) else None)
     return check_prediction("05.2", predicted_loss, truth, "The step divides the sum over all its label tokens by "
-                            "their number N: every token weighs the same, whichever micro-batch it is in.", close=1e-3)
+                            "their number N: every token weighs the same, whichever micro-batch it is in.",
+                            close=1e-3, hint=hint)
 
 
 def check_shard_prediction(predicted_batches) -> bool:
@@ -40,13 +51,21 @@ def check_shard_prediction(predicted_batches) -> bool:
                                shuffle=False, rank=1, world_size=2)
         return len(shard.batch_indices())
 
+    hint = lambda guess, truth: ("That is every batch of the epoch: the two processes share them." if guess == 8
+                                 else "That counts pairs, not batches." if guess == 32 else None)
     return check_prediction("05.4", predicted_batches, batches_of_rank_1, "64 pairs make 8 batches of 8; "
-                            "each of the 2 processes takes every 2nd batch.")
+                            "each of the 2 processes takes every 2nd batch.", hint=hint)
 
 
 def check_precision_answer(answer) -> bool:
     """05.3 (written): why fp16 needs a gradient scaler and bf16 does not."""
-    return check_written("05.3", answer, "nb05")
+    return check_written("05.3", answer, [
+        "fp16 has 5 exponent bits (smallest normal number about 6e-5): small gradients round to zero and those "
+        "weights stop learning.",
+        "The scaler multiplies the loss by a large factor before backward, so the gradients land in fp16's range, "
+        "and divides them again before the optimizer step (skipping a step that overflowed).",
+        "bf16 keeps fp32's 8 exponent bits: the same range with fewer digits, so gradients do not underflow and no "
+        "scaler is needed."])
 
 
 EXERCISES = {"05.1": (check_schedule, "my_factor", "function"),

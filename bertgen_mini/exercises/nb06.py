@@ -1,7 +1,9 @@
 """Checks for notebook 06 (decoding strategies)."""
+import math
+
 import torch
 
-from . import check, check_prediction, check_written, tiny_pair
+from . import check, check_prediction, check_written, require, tiny_pair
 
 
 def check_beam_score(beam_score) -> bool:
@@ -20,12 +22,18 @@ def check_beam_score(beam_score) -> bool:
                 generated = tokens[1:]
                 n = generated.index(1) + 1 if 1 in generated else len(generated)   # up to the end token, included
                 got = float(beam_score(token_lp[row, :n], alpha))
-                assert abs(got - expected) < 1e-4, (
-                    f"alpha={alpha}, beam {row}: your score is {got:.4f}, generate's {expected:.4f}. Sum the "
-                    f"log-probabilities, then divide by (number of generated tokens) ** alpha; here that number "
-                    f"is {n}, the end token included.")
+                total = float(token_lp[row, :n].sum())
+                if math.isclose(got, total / (n - 1) ** alpha, rel_tol=1e-4) and alpha:
+                    hint = "Count the end token in |y|."
+                elif math.isclose(got, total / n, rel_tol=1e-4) or math.isclose(got, total * n ** alpha, rel_tol=1e-4):
+                    hint = "Divide by |y| ** alpha, alpha being the length penalty."
+                else:
+                    hint = "Sum the log-probabilities, then divide by (number of generated tokens) ** alpha."
+                require(math.isclose(got, expected, abs_tol=1e-4),
+                        f"alpha={alpha}, beam {row}: your score is {got:.4f}, generate's {expected:.4f}. {hint} "
+                        f"Here that number is {n}, the end token included.")
         return "(with alpha 0 and 1.5, on a tiny random model's beams)"
-    return check("06.1", test)
+    return check("06.1", test, beam_score)
 
 
 def check_top_p_prediction(predicted_kept) -> bool:
@@ -34,13 +42,20 @@ def check_top_p_prediction(predicted_kept) -> bool:
 
     scores = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
     kept = lambda: int(torch.isfinite(keep_top_p(scores, 0.75)).sum())   # a blocked token's score is -inf
+    hint = lambda guess, truth: ("0.5 alone is below 0.75: the set must reach p, so it takes the next token too."
+                                 if guess == 1 else None)
     return check_prediction("06.2", predicted_kept, kept, "top_p keeps the smallest set of best tokens whose "
-                            "probabilities add up to at least p.")
+                            "probabilities add up to at least p.", hint=hint)
 
 
 def check_length_answer(answer) -> bool:
     """06.3 (written): why beam search needs a length penalty."""
-    return check_written("06.3", answer, "nb06")
+    return check_written("06.3", answer, [
+        "Every token adds a negative log-probability, so the raw sum (alpha = 0) prefers short hypotheses: a beam "
+        "that ends early can beat a better, longer output.",
+        "Dividing by |y| ** alpha compares hypotheses per token: alpha > 0 favours longer outputs than the raw sum "
+        "does (alpha = 1 ranks by the mean log-probability), alpha < 0 shorter ones.",
+        "Greedy search never compares hypotheses of different lengths, so it needs no penalty."])
 
 
 EXERCISES = {"06.1": (check_beam_score, "beam_score", "function"),

@@ -14,5 +14,6 @@ predicted_kept = 2
 length_answer = """Every token multiplies the probability by a number below one, so its log-probability adds a
 negative number: the raw sum always prefers shorter hypotheses, and a beam that writes the end token early can win
 although a longer output is the better sentence (for splitting, the whole second sentence). Dividing by |y| ** alpha
-compares hypotheses per token instead: alpha = 1 is the mean log-probability, alpha > 1 favours longer outputs,
-alpha < 0 shorter ones. Greedy search needs none: it never compares hypotheses of different lengths."""
+shrinks the penalty of length: any alpha > 0 favours longer outputs than the raw sum does (alpha = 1 ranks by the
+mean log-probability per token, larger alphas favour length more), and alpha < 0 favours shorter ones still.
+Greedy search needs none: it never compares hypotheses of different lengths."""
