@@ -194,13 +194,20 @@ def check_labels(labels, vocab_size: int, like=None) -> None:
                          f"0..{vocab_size - 1}, or -100 where no loss is wanted (padding).")
 
 
-def check_tokenizer_fits(tokenizer, model) -> None:
+def check_tokenizer_fits(tokenizer, model, target_tokenizer=None) -> None:
     """A tokenizer paired with a model (an encoder-decoder pair or one half) has one token per row of each half's
     vocabulary: with fewer, the model can write ids the tokenizer cannot read (a <::::> not added, an older
-    vocab.txt); with more, the text holds ids the model has no row for."""
-    for half in (model.encoder, model.decoder) if hasattr(model, "encoder") and hasattr(model, "decoder") else (model,):
+    vocab.txt); with more, the text holds ids the model has no row for. target_tokenizer: the decoder's, where the
+    halves read different vocabularies (bert2gpt); default `tokenizer`."""
+    pairs = [("tokenizer", "", model, tokenizer)]  # (which tokenizer, which half, the half, the tokenizer)
+    if hasattr(model, "encoder") and hasattr(model, "decoder"):
+        pairs = [("tokenizer", "", model.encoder, tokenizer), ("tokenizer", "", model.decoder, tokenizer)]
+        if target_tokenizer is not None:
+            pairs = [("source tokenizer", "encoder ", model.encoder, tokenizer),
+                     ("target tokenizer", "decoder ", model.decoder, target_tokenizer)]
+    for name, which, half, tokenizer in pairs:
         if len(tokenizer) != half.config.vocab_size:
-            raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the model's vocabulary has "
+            raise ValueError(f"The {name} has {len(tokenizer)} tokens but the model's {which}vocabulary has "
                              f"{half.config.vocab_size}: they do not belong together. Load the tokenizer saved with "
                              "this model (its folder's vocab.txt and tokenizer_config.json, with the added tokens), or "
                              "resize the model to len(tokenizer) (bertgen_mini.vocab.resize_token_embeddings).")

@@ -226,11 +226,13 @@ class TruncationReport:
     truncated_targets: int  # targets longer than max_target_len - 1 tokens, cut to leave room for the end id
 
 
-def encode_pairs(pairs: Sequence[Pair], tokenizer, max_source_len: int, max_target_len: int):
+def encode_pairs(pairs: Sequence[Pair], tokenizer, max_source_len: int, max_target_len: int, target_tokenizer=None):
     """Token ids for encoder inputs and decoder labels, and a TruncationReport.
 
-    Sources get the tokenizer's special tokens (for BERT: [CLS] ... [SEP]) and its own truncation. Labels are the
-    target's tokens plus the end-of-sequence id, with no start token: the model prepends decoder_start_token_id.
+    Sources are read by `tokenizer` (the encoder's vocabulary), with its special tokens (for BERT: [CLS] ... [SEP])
+    and its own truncation. Labels are written in `target_tokenizer`'s vocabulary (the decoder's; default
+    `tokenizer`, for bert2gpt GPT-2's byte-level BPE): the target's tokens plus that vocabulary's end-of-sequence
+    id, with no start token (the model prepends decoder_start_token_id).
     Returns (sources, labels, report); sources[i] and labels[i] are lists of ints.
     """
     if not pairs:
@@ -250,8 +252,9 @@ def encode_pairs(pairs: Sequence[Pair], tokenizer, max_source_len: int, max_targ
     if empty:
         raise ValueError(f"Sources at positions {empty[:10]} encode to no tokens: remove them before batching.")
 
-    end_id = _end_of_sequence_id(tokenizer)
-    targets = _token_ids(tokenizer(target_texts, add_special_tokens=False, truncation=False))
+    target_tokenizer = tokenizer if target_tokenizer is None else target_tokenizer
+    end_id = _end_of_sequence_id(target_tokenizer)
+    targets = _token_ids(target_tokenizer(target_texts, add_special_tokens=False, truncation=False))
     labels = [ids[:max_target_len - 1] + [end_id] for ids in targets]
     report = TruncationReport(len(pairs), len(too_long), sum(len(ids) > max_target_len - 1 for ids in targets))
     log.info("encoded %d pairs; truncated %d sources (> %d tokens) and %d targets (> %d tokens)",
@@ -283,16 +286,20 @@ class Seq2SeqBatches:
 
     Multi-GPU: process `rank` of `world_size` takes every world_size-th batch, a disjoint shard. When shuffling,
     up to world_size - 1 batches are dropped each epoch so that every process takes the same number of steps.
+
+    `tokenizer` reads the sources (and pads them); `target_tokenizer`, default the same, writes the labels: see
+    encode_pairs.
     """
 
     def __init__(self, pairs: Sequence[Pair], tokenizer, batch_size: int, max_source_len: int = 128,
                  max_target_len: int = 128, shuffle: bool = True, seed: int = 0, bucket_batches: int = 100,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, target_tokenizer=None):
         if batch_size < 1 or bucket_batches < 1:
             raise ValueError(f"batch_size ({batch_size}) and bucket_batches ({bucket_batches}) must be >= 1.")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in 0..world_size-1, got rank={rank}, world_size={world_size}.")
-        self.sources, self.labels, self.report = encode_pairs(pairs, tokenizer, max_source_len, max_target_len)
+        self.sources, self.labels, self.report = encode_pairs(pairs, tokenizer, max_source_len, max_target_len,
+                                                              target_tokenizer)
         self.pad_token_id = tokenizer.pad_token_id
         self.batch_size, self.bucket_batches, self.shuffle, self.seed = batch_size, bucket_batches, shuffle, seed
         self.rank, self.world_size = rank, world_size

@@ -3,9 +3,12 @@
     python -m bertgen_mini.evaluate --model-dir runs/bert2bert --split validation --rows 100
 
 writes predictions.jsonl (source, prediction, reference a line) and metrics.json next to the model (or into
---output-dir). Scores are computed on text that went through the tokenizer and back (for the uncased MiniLM:
-lower-cased, `<::::>` spaced as `< : : : : >`, spaces kept around punctuation as WikiSplit has them) for
-predictions, references and sources alike, so a model is not punished for what its vocabulary cannot write.
+--output-dir). Scores are computed on text that went through the tokenizer the model writes with and back (for the
+uncased MiniLM: lower-cased, spaces kept around punctuation as WikiSplit has them; GPT-2's byte-level BPE gives any
+text back unchanged) for predictions, references and sources alike, so a model is not punished for what its
+vocabulary cannot write. Where the halves read different vocabularies (bert2gpt: WordPiece in, GPT-2's BPE out) the
+source tokenizer reads the sources and the target tokenizer writes, decodes and round-trips the text scored: the
+sources too, since copying a source is what the model would write to leave it unchanged.
 References: metrics.py (SARI as published WikiSplit results score it, and on sari_hook's defaults; sacrebleu
 BLEU); Rothe, Narayan & Severyn (TACL 2020) for the WikiSplit evaluation.
 """
@@ -16,7 +19,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checks import check_tokenizer_fits
 from .data import load_wikisplit
 from .devices import pick_device, ready_for_inference
 from .files import atomic_write_text, check_writable, checkpoint_dir
@@ -44,8 +46,10 @@ def decode(ids, tokenizer) -> list[str]:
 
 @torch.no_grad()
 def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int | None = None,
-            max_new_tokens: int | None = None, num_beams: int = 1, progress: bool = False) -> list[str]:
-    """Generated text for each source string (greedy, or beam search with num_beams > 1), in input order.
+            max_new_tokens: int | None = None, num_beams: int = 1, progress: bool = False,
+            target_tokenizer=None) -> list[str]:
+    """Generated text for each source string (greedy, or beam search with num_beams > 1), in input order: the
+    sources read by `tokenizer`, the output decoded by `target_tokenizer` (default `tokenizer`).
     Lengths left as None read up to EVAL_MAX_LEN tokens of each source and write up to EVAL_MAX_LEN new ones,
     fewer where the model has fewer positions; lengths given are checked against those positions before anything
     is generated. progress: a tqdm bar over the batches."""
@@ -71,22 +75,26 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
                         max_length=max_source_len, return_tensors="pt").to(model.device)
         out = model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                              num_beams=num_beams)  # (B, 1 + new), the start token first
-        predictions += decode(out, tokenizer)
+        predictions += decode(out, tokenizer if target_tokenizer is None else target_tokenizer)
     model.train(was_training)
     return predictions
 
 
 def evaluate(model, tokenizer, pairs, batch_size: int = 32, max_source_len: int | None = None,
-             max_new_tokens: int | None = None, num_beams: int = 1, progress: bool = False) -> tuple[dict, list[dict]]:
+             max_new_tokens: int | None = None, num_beams: int = 1, progress: bool = False,
+             target_tokenizer=None) -> tuple[dict, list[dict]]:
     """Scores of `model` on `pairs` (Pair(source, target) from data.load_wikisplit) and the rows behind them.
     Returns (scores, [{"source", "prediction", "reference"}, ...]): scores holds metrics.score_all's "exact",
     "sari", "sari_t2t" and "bleu", and the same but "exact" for the source itself as the prediction ("sari_copy",
     ...): the bar a splitting model must clear (copying scores 30 on the published SARI but 63 on sari_t2t, which
-    counts deleting nothing as perfect deletion). progress: a tqdm bar over the generated batches."""
-    sources = round_trip([p.source for p in pairs], tokenizer)
-    references = round_trip([p.target for p in pairs], tokenizer)
+    counts deleting nothing as perfect deletion). progress: a tqdm bar over the generated batches.
+    `tokenizer` reads the sources into the model; `target_tokenizer` (default `tokenizer`) decodes its output and
+    round-trips the text it is scored on, sources and references alike (see the module docstring)."""
+    writer = tokenizer if target_tokenizer is None else target_tokenizer
+    sources = round_trip([p.source for p in pairs], writer)
+    references = round_trip([p.target for p in pairs], writer)
     predictions = predict(model, tokenizer, [p.source for p in pairs], batch_size, max_source_len, max_new_tokens,
-                          num_beams, progress)
+                          num_beams, progress, target_tokenizer)
     scores = score_all(sources, predictions, references)
     copy = score_all(sources, sources, references)
     scores.update({f"{name}_copy": value for name, value in copy.items() if name != "exact"})
@@ -106,10 +114,11 @@ def at_least(minimum: int):
 
 def main(argv=None):
     from .encoder_decoder import EncoderDecoderModel
-    from .tokenizer_wordpiece import BertTokenizer
+    from .recipes import load_tokenizers
 
     parser = argparse.ArgumentParser(description="Score a saved model on a WikiSplit split.")
-    parser.add_argument("--model-dir", required=True, help="folder written by save_pretrained (with vocab.txt)")
+    parser.add_argument("--model-dir", required=True, help="folder written by bertgen_mini.train (the model and its "
+                                                           "tokenizers: see recipes.save_tokenizers)")
     parser.add_argument("--split", default="validation", help="tune, validation or test")
     parser.add_argument("--task", default="split", choices=("split", "fuse"))
     parser.add_argument("--data-dir", default=None, help="folder holding <split>.tsv (default: the usual search)")
@@ -127,12 +136,11 @@ def main(argv=None):
     check_writable(out)  # before the generation, which can take an hour
     model_dir = checkpoint_dir(args.model_dir)
     model = ready_for_inference(EncoderDecoderModel.from_pretrained(model_dir), device=pick_device())
-    tokenizer = BertTokenizer.from_pretrained(model_dir)
-    check_tokenizer_fits(tokenizer, model)
+    tokenizer, target_tokenizer = load_tokenizers(model_dir, model)
     pairs = load_wikisplit(args.split, args.data_dir, args.task)
     pairs = pairs[:args.rows] if args.rows else pairs
     scores, rows = evaluate(model, tokenizer, pairs, args.batch_size, args.max_source_len, args.max_new_tokens,
-                            args.num_beams, progress=True)
+                            args.num_beams, progress=True, target_tokenizer=target_tokenizer)
     print(json.dumps(scores), flush=True)  # before the files: a write that fails loses nothing computed
     atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(out / "metrics.json", json.dumps({**scores, "split": args.split, "rows": len(pairs),

@@ -4,6 +4,13 @@ beside the copy-the-input baseline.
 
     python -m bertgen_mini.experiments --quick      # a few steps each: a smoke test (CI, the notebook)
     python -m bertgen_mini.experiments              # the full sweep, ~3 h on one core: bench/results/paper_sweep.csv
+    python -m bertgen_mini.experiments --recipes bert2bert bert2gpt roberta2roberta \
+        --gpt2 openai-community/gpt2 --roberta FacebookAI/roberta-base     # the paper's other checkpoints too
+
+The default sweep is the five recipes of one BERT checkpoint (recipes.RECIPES); the RoBERTa and GPT-2 recipes
+(recipes.OTHER_CHECKPOINT_RECIPES) need their checkpoints, folders or Hub ids. A recipe is read against copying as
+its decoder writes: the source round-tripped through its target vocabulary ("copy" for BERT's WordPiece,
+"copy-gpt2" and "copy-roberta" for the byte-level BPEs, which keep case and spacing that uncased WordPiece drops).
 
 On 2 cores, run `--tasks split` and `--tasks fuse` as two processes side by side (each with its own --results),
 then concatenate their CSVs: 1.6 hours for the README's sweep.
@@ -31,7 +38,7 @@ from .devices import ready_for_inference
 from .evaluate import at_least, evaluate, round_trip
 from .files import atomic_write_text
 from .metrics import score_all
-from .recipes import PRESETS, RECIPES
+from .recipes import ALL_RECIPES, PRESETS, RECIPES, VOCABULARY, build_tokenizers, halves
 from .tokenizer_wordpiece import BertTokenizer
 from .train import LOG_NAME, TrainConfig, checkpoints, train
 from .paths import default_bert_dir
@@ -70,12 +77,32 @@ def sweep_settings(quick: bool, **overrides) -> dict:
     return settings
 
 
-def settings_id(settings: dict, bert_dir=None, data_dir=None) -> str:
-    """A short hash of what makes a sweep's rows (its settings, the BERT and data folders): a results row is reused
-    only by a sweep with the same one."""
+def settings_id(settings: dict, bert_dir=None, data_dir=None, roberta=None, gpt2=None) -> str:
+    """A short hash of what makes a sweep's rows (its settings, the checkpoints and the data folder): a results row
+    is reused only by a sweep with the same one. (The RoBERTa and GPT-2 checkpoints count only when given, so a BERT
+    sweep keeps the hash it had before they could be.)"""
     made_by = {**settings, "bert_dir": None if bert_dir is None else str(bert_dir),
                "data_dir": None if data_dir is None else str(data_dir)}
+    made_by.update({name: str(value) for name, value in (("roberta", roberta), ("gpt2", gpt2)) if value is not None})
     return hashlib.sha1(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def baseline_name(recipe: str) -> str:
+    """The copy row `recipe` is read against: "copy" where its decoder writes BERT's vocabulary, else "copy-gpt2" or
+    "copy-roberta" (the source as that vocabulary writes it back)."""
+    vocabulary = VOCABULARY[halves(recipe)[1]]
+    return BASELINE if vocabulary == "bert" else f"{BASELINE}-{vocabulary}"
+
+
+BASELINES = tuple(dict.fromkeys(baseline_name(recipe) for recipe in ALL_RECIPES))  # copy, copy-roberta, copy-gpt2
+
+
+def recipe_folders(recipe: str, bert_dir=None, roberta=None, gpt2=None) -> dict:
+    """The TrainConfig checkpoint fields (bert_dir, roberta, gpt2) that `recipe` reads, taken from those a sweep was
+    given; the others None (TrainConfig refuses a checkpoint its recipe does not read)."""
+    kinds = set(halves(recipe))
+    return {"bert_dir": bert_dir if kinds & {"bert", "rnd"} else None,
+            "roberta": roberta if "roberta" in kinds else None, "gpt2": gpt2 if "gpt" in kinds else None}
 
 
 def estimate_seconds(settings: dict, runs: int) -> float:
@@ -169,7 +196,8 @@ def read_log(output_dir) -> list[dict]:
 
 
 def copy_baseline(task: str, tokenizer, rows: int, data_dir=None) -> dict:
-    """The scores of predicting every source unchanged on the first `rows` validation pairs of `task`."""
+    """The scores of predicting every source unchanged on the first `rows` validation pairs of `task`, sources and
+    references as `tokenizer` (the target vocabulary) writes them back."""
     pairs = load_wikisplit("validation", data_dir, task)[:rows]
     sources = round_trip([p.source for p in pairs], tokenizer)
     scores = score_all(sources, sources, round_trip([p.target for p in pairs], tokenizer))
@@ -177,22 +205,28 @@ def copy_baseline(task: str, tokenizer, rows: int, data_dir=None) -> dict:
             "minutes": 0.0}
 
 
+def run_config(task: str, recipe: str, output_dir, settings: dict, bert_dir=None, data_dir=None, roberta=None,
+               gpt2=None) -> TrainConfig:
+    """The TrainConfig of one run of a sweep (settings: sweep_settings, without final_rows); it checks them all."""
+    folders = {name: None if value is None else str(value)
+               for name, value in recipe_folders(recipe, bert_dir, roberta, gpt2).items()}
+    return TrainConfig(**{k: v for k, v in settings.items() if k != "final_rows"}, recipe=recipe, task=task,
+                       output_dir=str(output_dir), data_dir=None if data_dir is None else str(data_dir), **folders)
+
+
 def run_recipe(task: str, recipe: str, output_dir, settings: dict, bert_dir=None, data_dir=None,
-               keep_models: bool = False) -> tuple[dict, list[dict]]:
+               keep_models: bool = False, roberta=None, gpt2=None) -> tuple[dict, list[dict]]:
     """Train `recipe` on `task` with `settings` (see sweep_settings) into output_dir, resuming from its last
-    checkpoint if there is one, then score it on settings["final_rows"] validation pairs.
+    checkpoint if there is one, then score it on settings["final_rows"] validation pairs. bert_dir, roberta, gpt2:
+    the checkpoints (folders or Hub ids; each read only by the recipes that use it).
     Returns (results row, learning-curve rows). Unless keep_models, the weights are deleted afterwards (each
     MiniLM run leaves ~0.2 GB of model and ~0.6 GB of checkpoint)."""
-    settings = dict(settings)
-    final_rows = settings.pop("final_rows")
-    config = TrainConfig(**settings, recipe=recipe, task=task, output_dir=str(output_dir),
-                         bert_dir=None if bert_dir is None else str(bert_dir),
-                         data_dir=None if data_dir is None else str(data_dir))
+    config = run_config(task, recipe, output_dir, settings, bert_dir, data_dir, roberta, gpt2)
     start = time.time()
-    model, tokenizer = train(config)
+    model, tokenizer, target_tokenizer = train(config)
     ready_for_inference(model)  # the trainer's speed setting was for training; scoring takes the fast path
-    pairs = load_wikisplit("validation", data_dir, task)[:final_rows]
-    scores, _ = evaluate(model, tokenizer, pairs)
+    pairs = load_wikisplit("validation", data_dir, task)[:settings["final_rows"]]
+    scores, _ = evaluate(model, tokenizer, pairs, target_tokenizer=target_tokenizer)
     log = read_log(output_dir)
     losses = [r["loss"] for r in log if "loss" in r][-max(1, config.steps // 10):]  # the last tenth of the run
     row = {"task": task, "recipe": recipe, **{k: scores[k] for k in ("exact", "sari", "sari_t2t", "bleu")},
@@ -210,23 +244,29 @@ def run_recipe(task: str, recipe: str, output_dir, settings: dict, bert_dir=None
 # ---------------------------------------------------------------------------------------------------- the sweep
 
 def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RECIPES, bert_dir=None,
-              data_dir=None, keep_models: bool = False, **overrides) -> list[dict]:
-    """Train and score every recipe on every task with one budget (sweep_settings(quick, **overrides)), plus the
-    copy baseline. Each row is appended to results_csv as soon as it exists, each learning curve to
-    curves_path(results_csv); (task, recipe) pairs already in results_csv are skipped. Runs live in
-    run_dir/<task>/<recipe>. Returns all rows of results_csv."""
-    for name, chosen, known in (("task", tasks, TASKS), ("recipe", recipes, RECIPES)):
+              data_dir=None, keep_models: bool = False, roberta=None, gpt2=None, **overrides) -> list[dict]:
+    """Train and score every recipe (any of recipes.ALL_RECIPES; roberta and gpt2 name the RoBERTa and GPT-2
+    checkpoints, folders or Hub ids, of those that need them) on every task with one budget
+    (sweep_settings(quick, **overrides)), plus the copy baseline of each target vocabulary (baseline_name). Each row
+    is appended to results_csv as soon as it exists, each learning curve to curves_path(results_csv); (task, recipe)
+    pairs already in results_csv are skipped. Runs live in run_dir/<task>/<recipe>. Returns all rows of
+    results_csv."""
+    for name, chosen, known in (("task", tasks, TASKS), ("recipe", recipes, ALL_RECIPES)):
         unknown = [c for c in chosen if c not in known]
         if unknown:
             raise ValueError(f"Unknown {name} {unknown}: choose from {', '.join(known)}.")
     settings = sweep_settings(quick, **overrides)
-    made_by = settings_id(settings, bert_dir, data_dir)
-    if quick:  # a two-layer MiniLM that knows only the words these sentences use: ten runs in about a minute
+    for recipe in recipes:  # every run's settings checked now (a --gpt2 left out), not after hours of other runs
+        run_config(tasks[0], recipe, Path(run_dir), settings, bert_dir, data_dir, roberta, gpt2)
+    made_by = settings_id(settings, bert_dir, data_dir, roberta, gpt2)
+    if quick and any(set(halves(r)) & {"bert", "rnd"} for r in recipes):
+        # a two-layer MiniLM that knows only the words these sentences use: ten runs in about a minute
         bert_dir = quick_bert(bert_dir, run_dir, settings, data_dir)
+    baselines = list(dict.fromkeys(baseline_name(r) for r in recipes))
     rows, curves = read_rows(results_csv), read_rows(curves_path(results_csv))
     done = {(r["task"], r["recipe"]) for r in rows if r.get("settings") == made_by}
     stale = [f"{r['task']}/{r['recipe']}" for r in rows if (r["task"], r["recipe"]) not in done
-             and r["task"] in tasks and r["recipe"] in (BASELINE, *recipes)]
+             and r["task"] in tasks and r["recipe"] in (*baselines, *recipes)]
     if stale:
         print(f"{results_csv} holds rows made with other settings (or before rows recorded them): "
               f"{', '.join(stale)} will run again.")
@@ -234,20 +274,24 @@ def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RE
     estimate = "about a minute" if quick else f"about {estimate_seconds(settings, len(todo)) / 3600:.1f} h"
     print(f"{len(todo)} of {len(tasks) * len(recipes)} runs to do, {settings['steps']} steps each: {estimate} on "
           f"one CPU core. Results: {results_csv}")
-    tokenizer = BertTokenizer.from_pretrained(bert_dir or default_bert_dir())
 
     def replace_row(row):  # the row of (task, recipe), whatever an earlier sweep wrote there, then the file
         rows[:] = [r for r in rows if (r["task"], r["recipe"]) != (row["task"], row["recipe"])] + [row]
         write_rows(results_csv, rows, RESULT_COLUMNS)
     for task in tasks:
-        if (task, BASELINE) not in done:
-            replace_row({**copy_baseline(task, tokenizer, settings["final_rows"], data_dir), "settings": made_by})
+        for baseline in baselines:
+            if (task, baseline) not in done:  # the target tokenizer of the first recipe read against it
+                recipe = next(r for r in recipes if baseline_name(r) == baseline)
+                folders = recipe_folders(recipe, bert_dir, roberta, gpt2)
+                target = build_tokenizers(recipe, folders["bert_dir"], folders["roberta"], folders["gpt2"])[1]
+                replace_row({**copy_baseline(task, target, settings["final_rows"], data_dir), "recipe": baseline,
+                             "settings": made_by})
         for recipe in recipes:
             if (task, recipe) in done:
                 continue
             print(f"--- {task}: {recipe}")
             row, curve = run_recipe(task, recipe, Path(run_dir) / task / recipe, settings, bert_dir, data_dir,
-                                    keep_models)
+                                    keep_models, roberta, gpt2)
             curves = [c for c in curves if (c["task"], c["recipe"]) != (task, recipe)] + curve
             write_rows(curves_path(results_csv), curves, CURVE_COLUMNS)
             replace_row({**row, "settings": made_by})  # last: a row means its curve is already saved
@@ -255,13 +299,13 @@ def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RE
 
 
 def results_table(rows: list[dict]) -> str:
-    """A Markdown table of results rows: one line per task and recipe, the baseline first."""
-    order = {name: i for i, name in enumerate((BASELINE,) + RECIPES)}
+    """A Markdown table of results rows: one line per task and recipe, the baselines first."""
+    order = {name: i for i, name in enumerate(BASELINES + ALL_RECIPES)}
     rows = sorted(rows, key=lambda r: (TASKS.index(r["task"]), order.get(r["recipe"], len(order))))
     lines = ["| task | recipe | exact | SARI | SARI (t2t) | BLEU | train loss | steps | rows |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        loss = "" if r["recipe"] == BASELINE else f"{r['loss']:.2f}"
+        loss = "" if r["recipe"] in BASELINES else f"{r['loss']:.2f}"
         lines.append(f"| {r['task']} | {r['recipe']} | {r['exact']:.1f} | {r['sari']:.1f} | {r['sari_t2t']:.1f} "
                      f"| {r['bleu']:.1f} | {loss} | {r['steps']} | {r['rows']} |")
     return "\n".join(lines)
@@ -271,7 +315,7 @@ def results_table(rows: list[dict]) -> str:
 
 def plot_learning_curves(curves: list[dict], rows: list[dict] = (), save=None, metric: str = "sari"):
     """Validation `metric` (a curves column: sari, sari_t2t, exact, bleu) against training step, one panel per task
-    and one line per recipe; the copy baseline (from results `rows`, when given) as a dashed line. Returns the
+    and one line per recipe; the copy baselines (from results `rows`, when given) as dashed lines. Returns the
     matplotlib figure."""
     import matplotlib.pyplot as plt
 
@@ -280,13 +324,15 @@ def plot_learning_curves(curves: list[dict], rows: list[dict] = (), save=None, m
         raise ValueError("No learning-curve points to plot: the runs were scored only at the end (eval_every=0).")
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.6), squeeze=False, sharey=True)
     for ax, task in zip(axes[0], tasks):
-        for recipe in RECIPES:
+        for recipe in ALL_RECIPES:
             points = sorted((c["step"], c[metric]) for c in curves if (c["task"], c["recipe"]) == (task, recipe))
             if points:
                 ax.plot(*zip(*points), marker="o", markersize=3, label=recipe)
         for r in rows:
-            if (r["task"], r["recipe"]) == (task, BASELINE):
-                ax.axhline(r[metric], color="gray", linestyle="--", label="copy the input")
+            if r["task"] == task and r["recipe"] in BASELINES:
+                vocabulary = r["recipe"].removeprefix(BASELINE + "-")
+                label = "copy the input" + ("" if r["recipe"] == BASELINE else f" ({vocabulary} vocabulary)")
+                ax.axhline(r[metric], color="gray", linestyle="--" if r["recipe"] == BASELINE else ":", label=label)
         ax.set(title=f"WikiSplit {task}", xlabel="training step", ylabel=f"validation {METRIC_NAMES[metric]}")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=9)
@@ -300,14 +346,19 @@ BOX_LABELS = {"embeddings": "embed.", "self-attention": "self-attn", "cross-atte
               "feed-forward": "feed-fwd", "LM-head bias": "LM bias"}  # short enough for 9-pt text in a box
 
 
+# What a tensor's name holds -> its box, the first match winning: BERT's names, then GPT-2's
+PART_KEYS = (("lm_head", "LM-head bias"), ("crossattention", "cross-attention"), ("ln_cross_attn", "cross-attention"),
+             ("attention", "self-attention"), (".attn.", "self-attention"), (".ln_1.", "self-attention"),
+             ("embeddings", "embeddings"), (".wte.", "embeddings"), (".wpe.", "embeddings"))
+
+
 def part_of(name: str) -> str:
     """Which box of the recipe diagram a tensor belongs to: 'decoder.bert.encoder.layer.0.intermediate.dense.weight'
-    -> 'feed-forward'."""
-    for key, part in (("lm_head", "LM-head bias"), ("crossattention", "cross-attention"), ("attention", "self-attention"),
-                      ("embeddings", "embeddings")):
+    -> 'feed-forward'. GPT-2's names too: 'decoder.transformer.h.0.ln_cross_attn.weight' -> 'cross-attention'."""
+    for key, part in PART_KEYS:
         if key in name:
             return part
-    return "feed-forward"  # intermediate.dense and output.{dense,LayerNorm}
+    return "feed-forward"  # BERT's intermediate.dense and output.{dense,LayerNorm}; GPT-2's mlp, ln_2, ln_f
 
 
 def pretrained_share(model) -> dict:
@@ -324,8 +375,10 @@ def pretrained_share(model) -> dict:
 
 
 def shares_weights(model) -> bool:
-    """True when the decoder's self-attention is the encoder's very tensor (the bertshare recipe)."""
-    return model.decoder.bert.encoder.layer[0].attention.self.query.weight is \
+    """True when the decoder's self-attention is the encoder's very tensor (bertshare, robertashare; a GPT-2
+    decoder never shares)."""
+    decoder = getattr(model.decoder, "bert", None)
+    return decoder is not None and decoder.encoder.layer[0].attention.self.query.weight is \
         model.encoder.encoder.layer[0].attention.self.query.weight
 
 
@@ -372,8 +425,13 @@ def main(argv=None):
     parser.add_argument("--run-dir", default=None, help="where runs and checkpoints go (default runs/paper_sweep"
                                                         "[_quick])")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=ALL_RECIPES,
+                        help="default: the five BERT recipes; the RoBERTa and GPT-2 ones need --roberta / --gpt2")
     parser.add_argument("--bert-dir", default=None, help="BERT checkpoint folder (default: the bundled MiniLM)")
+    parser.add_argument("--roberta", default=None, help="RoBERTa checkpoint, a folder or Hub id (roberta2roberta, "
+                                                        "robertashare, roberta2gpt)")
+    parser.add_argument("--gpt2", default=None, help="GPT-2 checkpoint, a folder or Hub id (bert2gpt, rnd2gpt, "
+                                                     "roberta2gpt), e.g. openai-community/gpt2")
     parser.add_argument("--data-dir", default=None, help="folder with WikiSplit tune.tsv and validation.tsv")
     parser.add_argument("--steps", type=at_least(1), default=None, help="override the budget's optimizer steps")
     parser.add_argument("--final-rows", type=at_least(1), default=None, help="validation pairs the table is scored on")
@@ -403,7 +461,7 @@ def main(argv=None):
               f"on one CPU core.\nSettings: {settings}")
         return None
     rows = run_sweep(results, args.run_dir or f"runs/paper_sweep{suffix}", args.quick, args.tasks, args.recipes,
-                     args.bert_dir, args.data_dir, args.keep_models, **overrides)
+                     args.bert_dir, args.data_dir, args.keep_models, args.roberta, args.gpt2, **overrides)
     print(results_table(rows))
     curves = read_rows(curves_path(results))
     if curves:

@@ -35,15 +35,21 @@ with [PAD] (<pad>). GPT-2 has one special token, <|endoftext|>, and no padding: 
 example, the decoder starts from it (bos), ends at it (eos) and pads with it (pad = eos); the labels mark padding
 with -100, and EncoderDecoderModel never treats the start position as padding.
 """
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
+from .auto import AutoTokenizer
+from .checks import check_tokenizer_fits
 from .config import BertGenerationConfig
 from .data import SENTENCE_SEPARATOR
 from .encoder_decoder import EncoderDecoderModel
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .paths import default_bert_dir
+from .tokenizer_base import CONFIG_NAME as TOKENIZER_CONFIG, read_saved_settings
+from .tokenizer_bpe import GPT2Tokenizer, RobertaTokenizer
 from .tokenizer_wordpiece import BertTokenizer
 from .vocab import resize_token_embeddings
 
@@ -54,6 +60,7 @@ ALL_RECIPES = RECIPES + OTHER_CHECKPOINT_RECIPES
 VOCABULARY = {"bert": "bert", "rnd": "bert", "roberta": "roberta", "gpt": "gpt2"}
 CROSS_INITS = ("random", "self")
 ADDED_TOKENS = (SENTENCE_SEPARATOR,)  # appended to BERT's vocabulary by build_tokenizer, in this order
+TARGET_TOKENIZER_DIR = "target_tokenizer"  # where save_tokenizers puts the decoder's tokenizer, if not the encoder's
 
 
 def build_tokenizer(bert_dir=None) -> BertTokenizer:
@@ -65,12 +72,76 @@ def build_tokenizer(bert_dir=None) -> BertTokenizer:
     return tokenizer
 
 
+def build_tokenizers(recipe: str = "bert2bert", bert_dir=None, roberta_dir=None, gpt2_dir=None) -> tuple:
+    """(source tokenizer, target tokenizer) of `recipe`: the vocabulary each half reads (VOCABULARY), with WikiSplit's
+    `<::::>` added as one token to each, so that the encoder reads it and the decoder writes it in one piece. BERT and
+    random halves: build_tokenizer(bert_dir); RoBERTa: the RobertaTokenizer of roberta_dir; GPT-2: the GPT2Tokenizer
+    of gpt2_dir (folders or Hub ids). When both halves read one vocabulary both are the same object; bert2gpt gives
+    (WordPiece, GPT-2's byte-level BPE). build_model grows each half to its tokenizer's length."""
+    folders = checkpoint_folders(recipe, bert_dir, roberta_dir, gpt2_dir)
+    source, target = halves(recipe)
+
+    def tokenizer_of(kind):
+        if VOCABULARY[kind] == "bert":
+            return build_tokenizer(folders[kind])
+        tokenizer = (RobertaTokenizer if kind == "roberta" else GPT2Tokenizer).from_pretrained(folders[kind])
+        tokenizer.add_tokens(list(ADDED_TOKENS))
+        return tokenizer
+    source_tokenizer = tokenizer_of(source)
+    return source_tokenizer, source_tokenizer if VOCABULARY[source] == VOCABULARY[target] else tokenizer_of(target)
+
+
+def save_tokenizers(folder, tokenizer, target_tokenizer=None) -> None:
+    """Save the source tokenizer in `folder` and, when the decoder reads another vocabulary, the target tokenizer in
+    `folder`/target_tokenizer (a target_tokenizer/ left there by an earlier save is removed when there is none now,
+    so that load_tokenizers never pairs a model with another run's vocabulary)."""
+    tokenizer.save_pretrained(folder)
+    target_folder = Path(folder) / TARGET_TOKENIZER_DIR
+    if target_tokenizer is not None and target_tokenizer is not tokenizer:
+        target_tokenizer.save_pretrained(target_folder)
+    elif target_folder.is_symlink():
+        target_folder.unlink()  # the link only: what it points to is not this run's
+    elif target_folder.is_dir():
+        shutil.rmtree(target_folder)
+
+
+def load_tokenizers(folder, model=None) -> tuple:
+    """(source tokenizer, target tokenizer) as save_tokenizers saved them in `folder` (the same object twice when
+    there is no target_tokenizer/), each of the class its tokenizer_config.json names (AutoTokenizer); a folder
+    without one holds a WordPiece vocab.txt, as hand-made folders do. With `model`, each is checked to have one token
+    per row of its half's vocabulary (checks.check_tokenizer_fits)."""
+    folder = Path(folder)
+    named = read_saved_settings(folder / TOKENIZER_CONFIG).get("tokenizer_class")
+    tokenizer = AutoTokenizer.from_pretrained(folder) if named else BertTokenizer.from_pretrained(folder)
+    target_tokenizer = tokenizer
+    if (folder / TARGET_TOKENIZER_DIR).is_dir():
+        target_tokenizer = AutoTokenizer.from_pretrained(folder / TARGET_TOKENIZER_DIR)
+    if model is not None:
+        check_tokenizer_fits(tokenizer, model, None if target_tokenizer is tokenizer else target_tokenizer)
+    return tokenizer, target_tokenizer
+
+
 def halves(recipe: str) -> tuple[str, str]:
     """'bert2gpt' -> ('bert', 'gpt'); 'robertashare' -> ('roberta', 'roberta'): the kind of each half."""
     if recipe.endswith("share"):
         return (recipe.removesuffix("share"),) * 2
     encoder, decoder = recipe.split("2")
     return encoder, decoder
+
+
+def checkpoint_folders(recipe: str, bert_dir=None, roberta_dir=None, gpt2_dir=None) -> dict:
+    """{kind of half: the checkpoint it starts from} for the kinds of `recipe` ("bert", "rnd", "roberta", "gpt"),
+    bert_dir defaulting to the bundled MiniLM; an unknown recipe, or a RoBERTa or GPT-2 folder it needs and was not
+    given, is a ValueError that says what to pass."""
+    if recipe not in ALL_RECIPES:
+        raise ValueError(f"Unknown recipe {recipe!r}: choose one of {', '.join(ALL_RECIPES)}.")
+    given = {"bert": default_bert_dir() if bert_dir is None else bert_dir, "roberta": roberta_dir, "gpt": gpt2_dir}
+    given["rnd"] = given["bert"]  # a random half has BERT's sizes: read from its config
+    for kind, argument in (("roberta", "roberta_dir"), ("gpt", "gpt2_dir")):
+        if kind in halves(recipe) and given[kind] is None:
+            raise ValueError(f"The recipe {recipe!r} warm-starts from a {'RoBERTa' if kind == 'roberta' else 'GPT-2'}"
+                             f" checkpoint: pass its folder as {argument}=.")
+    return {kind: given[kind] for kind in halves(recipe)}
 
 
 def build_model(recipe: str = "bert2bert", bert_dir=None, cross_init: str = "random", dropout: float | None = None,
@@ -90,19 +161,12 @@ def build_model(recipe: str = "bert2bert", bert_dir=None, cross_init: str = "ran
     longer than its vocabulary (the added `<::::>`) grows to len(tokenizer) rows; the start, end and padding ids
     come from the target's tokenizer (see set_special_tokens), or from the checkpoint's config without one.
     """
-    if recipe not in ALL_RECIPES:
-        raise ValueError(f"Unknown recipe {recipe!r}: choose one of {', '.join(ALL_RECIPES)}.")
+    folders = checkpoint_folders(recipe, bert_dir, roberta_dir, gpt2_dir)
     if cross_init not in CROSS_INITS:
         raise ValueError(f"Unknown cross_init {cross_init!r}: choose 'random' or 'self'.")
     source, target = halves(recipe)
-    bert_dir = default_bert_dir() if bert_dir is None else bert_dir
-    folders = {"bert": bert_dir, "rnd": bert_dir, "roberta": roberta_dir, "gpt": gpt2_dir}
-    for kind, argument in (("roberta", "roberta_dir"), ("gpt", "gpt2_dir")):
-        if kind in (source, target) and folders[kind] is None:
-            raise ValueError(f"The recipe {recipe!r} warm-starts from a {'RoBERTa' if kind == 'roberta' else 'GPT-2'}"
-                             f" checkpoint: pass its folder as {argument}=.")
     if tokenizer is None and VOCABULARY[source] == "bert":
-        tokenizer = build_tokenizer(bert_dir)
+        tokenizer = build_tokenizer(folders[source])
     if target_tokenizer is None and VOCABULARY[source] == VOCABULARY[target]:
         target_tokenizer = tokenizer
     overrides = {}

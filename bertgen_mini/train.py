@@ -21,8 +21,13 @@ wrote as trainer_state.pt, can). Each file is written atomically and trainer_sta
 without it is an interrupted save and is ignored. A resumed run continues exactly where the saved one stopped; it
 refuses settings that cannot change mid-run (the model, the batches) and applies, and logs, those that can (the
 learning rate, the number of steps). It also refuses a checkpoint made from other inputs: each records hashes of the
-training pairs, the vocabulary and the starting weights, and of its own weights file; and optimizer moments that
+training pairs, the vocabularies and the starting weights, and of its own weights file; and optimizer moments that
 do not fit this run's parameters are refused before anything is loaded (the fused AdamW would write past them).
+
+The tokenizers are saved beside the model, in the final folder and in every checkpoint: the source's (the one the
+encoder reads) in the folder itself, and, where the decoder writes another vocabulary (bert2gpt: WordPiece in,
+GPT-2's byte-level BPE out), the target's in its subfolder `target_tokenizer/` (recipes.save_tokenizers and
+load_tokenizers).
 
 A run holds its output folder (files.folder_lock) so that a second run cannot write into it, and SIGINT (Ctrl-C) or
 SIGTERM (a scheduler's stop) ends it after the current step with a checkpoint: the command exits with 130 or 143 and
@@ -57,7 +62,8 @@ from .checkpoint import load_state, read_json, read_state_dict, weights_file
 from .checks import check_field_types, check_tokenizer_fits, fits
 from .devices import pick_device
 from .files import append_text, atomic_write, atomic_write_text, check_writable, file_sha256, folder_lock, regular_file
-from .recipes import CROSS_INITS, RECIPES
+from .recipes import ALL_RECIPES, CROSS_INITS, halves, save_tokenizers
+from .tokenizer_bpe import ByteLevelBPETokenizer
 
 STATE_NAME = "trainer_state.json"            # written last: a checkpoint folder is complete once it is there
 TENSORS_NAME = "trainer_state.safetensors"   # the optimizer's moments and the RNG states
@@ -65,14 +71,21 @@ LEGACY_STATE_NAME = "trainer_state.pt"       # older versions' trainer state: a 
 LOG_NAME = "log.jsonl"
 CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 # What a resumed run must share with its checkpoint: the model, and which pairs make up which step.
-FIXED_ON_RESUME = ("recipe", "bert_dir", "cross_init", "dropout", "task", "train_split", "train_rows", "max_source_len",
-                   "max_target_len", "drop_long", "batch_size", "grad_accum", "seed", "weight_decay", "precision")
+FIXED_ON_RESUME = ("recipe", "bert_dir", "roberta", "gpt2", "cross_init", "dropout", "task", "train_split",
+                   "train_rows", "max_source_len", "max_target_len", "drop_long", "batch_size", "grad_accum", "seed",
+                   "weight_decay", "precision")
 # What it may change: applied from the next step on (the schedule recomputed), and logged.
 CHANGEABLE_ON_RESUME = ("lr", "new_lr", "steps", "warmup_steps", "max_grad_norm")
 # What train() records of a run's inputs (SHA-256 hex digests, see run_inputs), and how a refusal names each.
 INPUTS = {"data": "the training pairs (--data-dir, --train-split, --train-rows, --task, --drop-long)",
           "vocabulary": "the vocabulary (the tokenizer's tokens in id order, and its settings)",
-          "initial_weights": "the weights the run started from (--bert-dir's weights file)"}
+          "target_vocabulary": "the target's vocabulary (the decoder's tokenizer, where it is another)",
+          "initial_weights": "the weights the run started from (--bert-dir's weights file)",
+          "roberta_weights": "the RoBERTa weights the run started from (--roberta's weights file)",
+          "gpt2_weights": "the GPT-2 weights the run started from (--gpt2's weights file)"}
+# Each kind of half (recipes.halves): the run_inputs entry of its checkpoint's weights, and the flag naming it
+WARM_START = {"bert": ("initial_weights", "--bert-dir"), "rnd": ("initial_weights", "--bert-dir"),
+              "roberta": ("roberta_weights", "--roberta"), "gpt": ("gpt2_weights", "--gpt2")}
 # trainer_state.json's fields and their types: a damaged one is an error naming the file, not a KeyError later.
 STATE_FIELDS = {"step": int, "epoch": int, "batch_in_epoch": int, "world_size": int, "config": dict,
                 "scheduler": dict, "scaler": dict, "param_groups": list}
@@ -85,8 +98,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class TrainConfig:
     output_dir: str = "runs/bert2bert"      # checkpoints, log.jsonl and the final model go here
     # --- the model (see bertgen_mini.recipes)
-    recipe: str = "bert2bert"               # bert2bert, bertshare, bert2rnd, rnd2bert or rnd2rnd
+    recipe: str = "bert2bert"               # one of recipes.ALL_RECIPES: bert2bert, bertshare, ..., bert2gpt, ...
     bert_dir: str | None = None             # BERT checkpoint folder; None = the bundled all-MiniLM-L6-v2
+    roberta: str | None = None              # RoBERTa checkpoint, a folder or Hub id (roberta2roberta, robertashare,
+                                            # roberta2gpt)
+    gpt2: str | None = None                 # GPT-2 checkpoint, a folder or Hub id (bert2gpt, rnd2gpt, roberta2gpt)
     cross_init: str = "random"              # "self": start cross-attention from the layer's self-attention
     dropout: float | None = None            # replaces all dropout probabilities (0.0 = off); None keeps BERT's
     # --- the data
@@ -123,7 +139,7 @@ class TrainConfig:
         check_field_types(self)
         positive = lambda x: x is not None and math.isfinite(x) and x > 0
         rules = [("output_dir", self.output_dir != "", "a folder name"),
-                 ("recipe", self.recipe in RECIPES, f"one of {', '.join(RECIPES)}"),
+                 ("recipe", self.recipe in ALL_RECIPES, f"one of {', '.join(ALL_RECIPES)}"),
                  ("cross_init", self.cross_init in CROSS_INITS, f"one of {', '.join(CROSS_INITS)}"),
                  ("dropout", self.dropout is None or 0 <= self.dropout < 1, "in [0, 1), or none to keep BERT's"),
                  ("task", self.task in ("split", "fuse"), "split or fuse"),
@@ -144,6 +160,15 @@ class TrainConfig:
                  ("eval_rows", self.eval_rows >= 0, "0 (no evaluation) or more"),
                  ("save_every", self.save_every >= 0, "0 (only at the end) or more"),
                  ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1 (a run resumes from the newest)")]
+        uses = set(halves(self.recipe)) if self.recipe in ALL_RECIPES else set()
+        for name, kinds, model in (("bert_dir", {"bert", "rnd"}, "BERT"), ("roberta", {"roberta"}, "RoBERTa"),
+                                   ("gpt2", {"gpt"}, "GPT-2")):
+            needed, given = bool(uses & kinds), getattr(self, name) is not None
+            if uses and given and not needed:  # a mistyped recipe must not train another model without a word
+                rules.append((name, False, f"left out: the recipe {self.recipe} reads no {model} checkpoint"))
+            elif needed and not given and name != "bert_dir":  # bert_dir has a default
+                rules.append((name, False, f"a {model} checkpoint folder or Hub id: the recipe {self.recipe} "
+                                           f"warm-starts from {model}"))
         wrong = [f"{name}={getattr(self, name)!r} (--{name.replace('_', '-')}) must be {need}"
                  for name, ok, need in rules if not ok]
         if wrong:
@@ -368,16 +393,19 @@ class Trainer:
     per epoch, with set_epoch(epoch) called first when it has one). `groups`: AdamW parameter groups (see
     recipes.param_groups); default one group at config.lr. `evaluate_fn(model) -> dict` scores the model every
     config.eval_every steps and at the end (rank 0 only); its dict goes into the log. `tokenizer`, saved with each
-    checkpoint, must have one token per row of the model's vocabulary. `inputs`: what identifies the run's inputs
-    ({name: hash}, see run_inputs), recorded in each checkpoint; a resume with other inputs is refused."""
+    checkpoint, must have one token per row of the model's vocabulary; `target_tokenizer`, the decoder's where it
+    reads another vocabulary (bert2gpt), one per row of the decoder's (see recipes.save_tokenizers). `inputs`: what
+    identifies the run's inputs ({name: hash}, see run_inputs), recorded in each checkpoint; a resume with other
+    inputs is refused."""
 
     def __init__(self, model, batches, config: TrainConfig, groups=None, evaluate_fn=None, tokenizer=None,
-                 inputs=None):
+                 inputs=None, target_tokenizer=None):
         if len(batches) == 0:
             raise ValueError("No training batches: the data is empty (or drop_long dropped every pair).")
         if tokenizer is not None:
-            check_tokenizer_fits(tokenizer, model)
+            check_tokenizer_fits(tokenizer, model, target_tokenizer)
         self.config, self.batches, self.evaluate_fn, self.tokenizer = config, batches, evaluate_fn, tokenizer
+        self.target_tokenizer = target_tokenizer
         self.inputs = dict(inputs or {})
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
@@ -556,7 +584,7 @@ class Trainer:
             try:
                 self.model.save_pretrained(folder)
                 if self.tokenizer is not None:
-                    self.tokenizer.save_pretrained(folder)
+                    save_tokenizers(folder, self.tokenizer, self.target_tokenizer)
                 write_state(folder, {**self.state(), "weights_sha256": file_sha256(weights_file(folder))})
             except BaseException:
                 if created:
@@ -631,10 +659,12 @@ class Trainer:
 
 
 # -------------------------------------------------------------------------------------------------- the whole run
-def keep_short_pairs(pairs, tokenizer, max_source_len: int, max_target_len: int):
-    """The pairs whose source (with [CLS]/[SEP]) and target (with the end token) fit the limits uncut."""
+def keep_short_pairs(pairs, tokenizer, max_source_len: int, max_target_len: int, target_tokenizer=None):
+    """The pairs whose source (with [CLS]/[SEP]) and target (with the end token) fit the limits uncut: the sources
+    as `tokenizer` reads them, the targets as `target_tokenizer` (default `tokenizer`) writes them."""
+    target_tokenizer = tokenizer if target_tokenizer is None else target_tokenizer
     src = tokenizer([p.source for p in pairs], add_special_tokens=True)["input_ids"]
-    tgt = tokenizer([p.target for p in pairs], add_special_tokens=False)["input_ids"]
+    tgt = target_tokenizer([p.target for p in pairs], add_special_tokens=False)["input_ids"]
     kept = [p for p, s, t in zip(pairs, src, tgt) if len(s) <= max_source_len and len(t) + 1 <= max_target_len]
     if not kept:
         raise ValueError(f"No pair fits max_source_len={max_source_len} and max_target_len={max_target_len}: "
@@ -653,69 +683,100 @@ def setup_distributed() -> tuple[int, int]:
     return (dist.get_rank(), world_size) if world_size > 1 else (0, 1)
 
 
-def check_output_dir(output_dir, bert_dir) -> None:
-    """Refuse an output folder that is the warm-start checkpoint's folder or holds it (links followed): the final
-    save would replace the checkpoint's model.safetensors with the fine-tuned pair, and a checkpoint-<step> of the
-    run could be pruned. A new folder inside the checkpoint's folder is fine: it overwrites nothing there."""
-    out, bert = Path(output_dir).resolve(), Path(bert_dir).resolve()
-    if out == bert or out in bert.parents:
-        raise ValueError(f"--output-dir {output_dir} {'is' if out == bert else 'holds'} the warm-start checkpoint "
-                         f"--bert-dir {bert_dir}: training would overwrite (or delete) it. Pick another --output-dir, "
-                         "e.g. runs/bert2bert.")
+def check_output_dir(output_dir, checkpoint_dir, flag: str = "--bert-dir") -> None:
+    """Refuse an output folder that is the warm-start checkpoint's folder (given by `flag`) or holds it (links
+    followed): the final save would replace the checkpoint's model.safetensors with the fine-tuned pair, and a
+    checkpoint-<step> of the run could be pruned. A new folder inside the checkpoint's folder is fine: it overwrites
+    nothing there."""
+    out, checkpoint = Path(output_dir).resolve(), Path(checkpoint_dir).resolve()
+    if out == checkpoint or out in checkpoint.parents:
+        raise ValueError(f"--output-dir {output_dir} {'is' if out == checkpoint else 'holds'} the warm-start "
+                         f"checkpoint {flag} {checkpoint_dir}: training would overwrite (or delete) it. Pick another "
+                         "--output-dir, e.g. runs/bert2bert.")
 
 
-def run_inputs(pairs, tokenizer, bert_dir) -> dict:
+def check_lengths_fit(config: TrainConfig, model) -> None:
+    """Refuse source or target lengths longer than the position table of the half that reads them (a GPT-2 stand-in
+    may have 128 positions): caught before the first step, naming the flag, not in the first long batch."""
+    for flag, length, half, name in (("--max-source-len", config.max_source_len, model.encoder, "encoder"),
+                                     ("--max-target-len", config.max_target_len, model.decoder, "decoder")):
+        positions = half.config.max_position_embeddings
+        if length > positions:
+            raise ValueError(f"{flag} {length} is more than the {name}'s {positions} positions "
+                             f"(the {config.recipe} checkpoint's): pass at most {positions}.")
+
+
+def run_inputs(pairs, tokenizer, weights: dict, target_tokenizer=None) -> dict:
     """What identifies a run's inputs, as SHA-256 hex digests: the training pairs (their text, in order), the
-    tokenizer's vocabulary (tokens in id order, and its settings) and the weights file of the BERT checkpoint the
-    run starts from. Cheap next to training: the digests take well under a second for MiniLM and WikiSplit's tune."""
+    tokenizer's vocabulary (tokens in id order, its settings and a BPE's merges), the target tokenizer's where it is
+    another one, and the weights file of each checkpoint the run starts from (`weights`: {INPUTS name: checkpoint
+    folder}, e.g. {"initial_weights": the BERT folder}). Cheap next to training: the digests take well under a
+    second for MiniLM and WikiSplit's tune."""
     digest = lambda text: hashlib.sha256(text.encode("utf-8")).hexdigest()
-    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    return {"data": digest("\n".join(f"{pair.source}\t{pair.target}" for pair in pairs)),
-            "vocabulary": digest(json.dumps([type(tokenizer).__name__, tokens, tokenizer._settings()])),
-            "initial_weights": file_sha256(weights_file(bert_dir))}
+
+    def vocabulary(tokenizer):
+        tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        described = [type(tokenizer).__name__, tokens, tokenizer._settings()]
+        if isinstance(tokenizer, ByteLevelBPETokenizer):  # two BPEs with one vocabulary but other merges cut apart
+            described.append(sorted(tokenizer.merge_ranks, key=tokenizer.merge_ranks.get))
+        return digest(json.dumps(described))
+    inputs = {"data": digest("\n".join(f"{pair.source}\t{pair.target}" for pair in pairs)),
+              "vocabulary": vocabulary(tokenizer)}
+    if target_tokenizer is not None and target_tokenizer is not tokenizer:
+        inputs["target_vocabulary"] = vocabulary(target_tokenizer)
+    return {**inputs, **{name: file_sha256(weights_file(folder)) for name, folder in weights.items()}}
 
 
 def train(config: TrainConfig):
-    """Build the recipe's model, train it on WikiSplit and save it (HF layout, with the tokenizer) in
-    config.output_dir, which stays locked to this run meanwhile. Returns (model, tokenizer)."""
+    """Build the recipe's model and tokenizers, train it on WikiSplit and save it (HF layout, with the tokenizers:
+    see recipes.save_tokenizers) in config.output_dir, which stays locked to this run meanwhile. Returns (model,
+    tokenizer, target_tokenizer): the source's and the target's tokenizer, the same object where both halves read
+    one vocabulary."""
+    from .checkpoint import fetch_checkpoint
     from .data import Seq2SeqBatches, load_wikisplit
     from .evaluate import evaluate
-    from .paths import default_bert_dir
-    from .recipes import build_model, build_tokenizer, param_groups
+    from .recipes import build_model, build_tokenizers, checkpoint_folders, param_groups
 
     rank, world_size = setup_distributed()
-    bert_dir = Path(config.bert_dir) if config.bert_dir else default_bert_dir()
+    # the warm-start checkpoints, a Hub id fetched into the Hugging Face cache (only once), as local folders
+    folders = checkpoint_folders(config.recipe, config.bert_dir, config.roberta, config.gpt2)
+    local = {kind: fetch_checkpoint(folder) for kind, folder in folders.items()}
     if rank == 0:  # now, not after the model is built and the first steps have run
-        check_output_dir(config.output_dir, bert_dir)
+        for kind, folder in local.items():
+            check_output_dir(config.output_dir, folder, WARM_START[kind][1])
         check_writable(config.output_dir)
     with folder_lock(config.output_dir) if rank == 0 else nullcontext():
-        tokenizer = build_tokenizer(bert_dir)  # BERT's WordPiece plus WikiSplit's <::::> as one token
-        model = build_model(config.recipe, bert_dir, config.cross_init, config.dropout, config.seed,
-                            verbose=config.progress and rank == 0, tokenizer=tokenizer)
+        # each half's vocabulary, WikiSplit's <::::> added as one token
+        tokenizer, target_tokenizer = build_tokenizers(config.recipe, config.bert_dir, config.roberta, config.gpt2)
+        model = build_model(config.recipe, config.bert_dir, config.cross_init, config.dropout, config.seed,
+                            verbose=config.progress and rank == 0, tokenizer=tokenizer, roberta_dir=config.roberta,
+                            gpt2_dir=config.gpt2, target_tokenizer=target_tokenizer)
+        check_lengths_fit(config, model)
         pairs = load_wikisplit(config.train_split, config.data_dir, config.task)
         pairs = pairs[:config.train_rows] if config.train_rows else pairs
         if config.drop_long:
-            pairs = keep_short_pairs(pairs, tokenizer, config.max_source_len, config.max_target_len)
+            pairs = keep_short_pairs(pairs, tokenizer, config.max_source_len, config.max_target_len, target_tokenizer)
         batches = Seq2SeqBatches(pairs, tokenizer, config.batch_size, config.max_source_len, config.max_target_len,
-                                 seed=config.seed, rank=rank, world_size=world_size)
+                                 seed=config.seed, rank=rank, world_size=world_size, target_tokenizer=target_tokenizer)
         validation = load_wikisplit("validation", config.data_dir, config.task)[:config.eval_rows]
 
         def evaluate_fn(model):  # scores for the log; the rows behind them go to eval_predictions.jsonl
-            scores, rows = evaluate(model, tokenizer, validation)
+            scores, rows = evaluate(model, tokenizer, validation, target_tokenizer=target_tokenizer)
             atomic_write_text(Path(config.output_dir) / "eval_predictions.jsonl",
                               "".join(json.dumps(row) + "\n" for row in rows))
             return scores
         groups = param_groups(model, config.lr, config.new_lr, config.weight_decay)
+        weights = {WARM_START[kind][0]: folder for kind, folder in local.items()}
         Trainer(model, batches, config, groups, evaluate_fn if config.eval_rows else None, tokenizer,
-                run_inputs(pairs, tokenizer, bert_dir)).train()
+                run_inputs(pairs, tokenizer, weights, target_tokenizer), target_tokenizer).train()
         if rank == 0:
             model.save_pretrained(config.output_dir)
-            tokenizer.save_pretrained(config.output_dir)
+            save_tokenizers(config.output_dir, tokenizer, target_tokenizer)
             atomic_write_text(Path(config.output_dir) / "train_config.json",
                               json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     if dist.is_initialized():
         dist.destroy_process_group()
-    return model, tokenizer
+    return model, tokenizer, target_tokenizer
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -724,7 +785,9 @@ def parse_args(argv=None) -> TrainConfig:
     from .recipes import PRESETS
 
     # argument_default=SUPPRESS: flags not given are absent, so they neither override a preset nor the defaults.
-    parser = argparse.ArgumentParser(description="Fine-tune a BERT encoder-decoder on WikiSplit.",
+    parser = argparse.ArgumentParser(description="Fine-tune an encoder-decoder warm-started from BERT, RoBERTa or "
+                                                 "GPT-2 checkpoints (--recipe, --bert-dir, --roberta, --gpt2) on "
+                                                 "WikiSplit.",
                                      argument_default=argparse.SUPPRESS)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="measured settings; other flags override them")
     for field in dataclasses.fields(TrainConfig):

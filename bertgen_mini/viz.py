@@ -264,3 +264,108 @@ def plot_beam_tree(steps, returned, eos_token_id, to_token, save=None):
     if save:
         save_figure(fig, save)
     return fig
+
+
+# ------------------------------------------------------------------------------ other checkpoints (notebook 09)
+
+def plot_roberta_positions(roberta_positions, type_vector, folded, pad_token_id: int, rows: int = 10, dims: int = 24,
+                           save=None):
+    """How a RoBERTa position table becomes BertGeneration's (roberta.py), as three heatmaps of the first `dims`
+    dimensions: RoBERTa's table (rows 0..rows+offset-1, the offset = pad_token_id + 1 rows no real token reads
+    greyed), its one token-type vector, and BertGeneration's table (rows 0..rows-1), each row drawn level with the
+    RoBERTa row it came from: folded[i] = roberta_positions[i + offset] + type_vector. Tensors (P + offset, d), (d,)
+    and (P, d). Returns the Figure."""
+    offset = pad_token_id + 1
+    table = roberta_positions[:rows + offset, :dims].detach().float().numpy()
+    vector = type_vector[:dims].detach().float().numpy()[None]
+    ours = folded[:rows, :dims].detach().float().numpy()
+    limit = float(np.abs(np.concatenate([table.ravel(), ours.ravel()])).max())
+    style = dict(cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(9.5, 4.2), layout="constrained",
+                                              gridspec_kw=dict(width_ratios=[1, 1, 1]))
+    left.imshow(table, extent=(-0.5, dims - 0.5, rows - 0.5, -offset - 0.5), **style)
+    left.axhspan(-offset - 0.5, -0.5, color="0.85", alpha=0.85)
+    left.text(dims / 2 - 0.5, -offset / 2 - 0.5, f"rows 0-{offset - 1}: padding_idx = {pad_token_id}\nand before it: "
+              "never a real token's", ha="center", va="center", fontsize=9)
+    left.set_yticks(range(-offset, rows), [str(r) for r in range(rows + offset)], fontsize=9)
+    left.set(title="RoBERTa position_embeddings", ylabel="RoBERTa row (position + padding_idx + 1)")
+    middle.imshow(vector, extent=(-0.5, dims - 0.5, 0.5, -0.5), **style)
+    middle.set_ylim(rows - 0.5, -offset - 0.5)
+    middle.set_yticks([0], ["type 0"], fontsize=9)
+    middle.text(dims / 2 - 0.5, rows / 2, "+ token_type_embeddings[0]\n(RoBERTa adds it to every token;\n"
+                "BertGeneration has no token types)", ha="center", va="center", fontsize=9)
+    middle.set_title("its one token-type vector")
+    image = right.imshow(ours, extent=(-0.5, dims - 0.5, rows - 0.5, -0.5), **style)
+    right.set_ylim(rows - 0.5, -offset - 0.5)
+    right.set_yticks(range(rows), [str(r) for r in range(rows)], fontsize=9)
+    right.set(title="BertGeneration position_embeddings", ylabel="position of the token")
+    for ax in (left, middle, right):
+        ax.set_xlabel(f"first {dims} dimensions")
+        ax.tick_params(labelsize=9)
+    fig.colorbar(image, ax=right, shrink=0.8).ax.tick_params(labelsize=9)
+    fig.suptitle(f"Loading RoBERTa: row i + {offset} of its table, plus its type vector, becomes position i",
+                 fontsize=11)
+    if save:
+        save_figure(fig, save)
+    return fig
+
+
+# A block's residual branches, bottom to top: (LayerNorm before the sublayer, the sublayer, LayerNorm after the sum),
+# each with the name the package's module gives it. BERT's layer normalises after each sum (post-LN), GPT-2's block
+# before each sublayer (pre-LN), with one more LayerNorm, ln_f, after its last block.
+POST_LN_BRANCHES = ((None, "self-attention\n(attention.self)", "LayerNorm\n(attention.output)"),
+                    (None, "cross-attention\n(crossattention.self)", "LayerNorm\n(crossattention.output)"),
+                    (None, "feed-forward\n(intermediate, output)", "LayerNorm\n(output.LayerNorm)"))
+PRE_LN_BRANCHES = (("LayerNorm (ln_1)", "self-attention (attn)", None),
+                   ("LayerNorm (ln_cross_attn)", "cross-attention\n(crossattention)", None),
+                   ("LayerNorm (ln_2)", "feed-forward (mlp)", None))
+
+
+def _draw_residual_column(ax, branches, title: str, final_norm=None) -> None:
+    """One layer as a column: the residual stream going up at x=0 through a ⊕ per branch, each branch leaving it to
+    the right, through its boxes, and back into the ⊕; a LayerNorm after the sum sits on the stream itself."""
+    box = dict(boxstyle="round,pad=0.3", fc="white", ec="black")
+    colours = {"LayerNorm": "#fde9c9", "attention": "#d6e6f5", "feed-forward": "#dcefd9"}
+
+    def draw_box(x, y, text):
+        kind = "LayerNorm" if text.startswith("LayerNorm") else "feed-forward" if "feed" in text else "attention"
+        ax.text(x, y, text, ha="center", va="center", fontsize=9, bbox={**box, "fc": colours[kind]}, zorder=3)
+
+    y = 0.0
+    ax.text(0, -0.2, "x (from the layer below)", ha="center", va="top", fontsize=9)
+    for before, sublayer, after in branches:
+        top = y + (2.6 if before else 1.9)
+        ax.plot([0, 0], [y, top], color="black", lw=2, zorder=1)            # the residual stream
+        ax.plot([0, 1.4, 1.4], [y + 0.3, y + 0.3, top], color="0.4", zorder=1)  # the branch leaves it ...
+        ax.annotate("", (0.15, top), (1.4, top), arrowprops=dict(arrowstyle="->", color="0.4"))  # ... and rejoins
+        if before:
+            draw_box(1.4, y + 0.9, before)
+        draw_box(1.4, top - 0.8 if before else y + 1.05, sublayer)
+        ax.text(0, top, "⊕", ha="center", va="center", fontsize=14, zorder=4,
+                bbox=dict(boxstyle="circle,pad=0.05", fc="white", ec="white"))
+        y = top
+        if after:
+            ax.plot([0, 0], [y, y + 0.9], color="black", lw=2, zorder=1)
+            draw_box(0, y + 0.55, after)
+            y += 0.9
+    if final_norm:
+        ax.plot([0, 0], [y, y + 1.0], color="black", lw=2, ls=":", zorder=1)
+        draw_box(0, y + 0.6, final_norm)
+        y += 1.0
+    ax.annotate("to the layer above", (0, y + 0.25), ha="center", va="bottom", fontsize=9)
+    ax.set(xlim=(-1.6, 2.9), ylim=(-0.8, y + 1.0), title=title)
+    ax.axis("off")
+
+
+def plot_post_ln_and_pre_ln(save=None):
+    """A decoder layer of BERT (post-LN: x = LN(x + Sublayer(x)), the LayerNorm on the residual stream) beside a
+    GPT-2 block (pre-LN: x = x + Sublayer(LN(x)), the stream never normalised until ln_f after the last block), each
+    with cross-attention as the encoder-decoder adds it. Boxes carry the package's module names. Returns the
+    Figure."""
+    fig, (bert, gpt2) = plt.subplots(1, 2, figsize=(9, 6.5), layout="constrained")
+    _draw_residual_column(bert, POST_LN_BRANCHES, "BERT layer (post-LN)\nx = LN(x + Sublayer(x))")
+    _draw_residual_column(gpt2, PRE_LN_BRANCHES, "GPT-2 block (pre-LN)\nx = x + Sublayer(LN(x))",
+                          final_norm="LayerNorm ln_f\n(after the last block only)")
+    if save:
+        save_figure(fig, save)
+    return fig

@@ -15,8 +15,9 @@ import torch
 from bertgen_mini.exercises import KINDS, answers
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((REPO / "notebooks").glob("0[1-7]_*.ipynb"))
-MODULES = {f"nb{n:02d}": importlib.import_module(f"bertgen_mini.exercises.nb{n:02d}") for n in range(1, 8)}
+WITH_EXERCISES = (1, 2, 3, 4, 5, 6, 7, 9)  # notebook 08 has none
+NOTEBOOKS = sorted(path for n in WITH_EXERCISES for path in (REPO / "notebooks").glob(f"{n:02d}_*.ipynb"))
+MODULES = {f"nb{n:02d}": importlib.import_module(f"bertgen_mini.exercises.nb{n:02d}") for n in WITH_EXERCISES}
 EXERCISES = [(module, exercise_id, *entry) for module, m in MODULES.items()
              for exercise_id, entry in m.EXERCISES.items()]
 IDS = [e[1] for e in EXERCISES]
@@ -45,6 +46,14 @@ def unmasked_shift(labels, pad_token_id, start_token_id):
 def least_monotonic_head(capture):
     from bertgen_mini.attention_capture import attention_stats
     return divmod(int(attention_stats(capture, "cross")["monotonicity"].argmin()), capture.num_heads)
+
+
+def rightmost_first(word, merge_ranks):
+    pieces = list(word)
+    while pairs := [(merge_ranks[p], -i) for i, p in enumerate(zip(pieces, pieces[1:])) if p in merge_ranks]:
+        i = -min(pairs)[1]
+        pieces[i:i + 2] = [pieces[i] + pieces[i + 1]]
+    return pieces
 
 
 def no_end_token(source, target, tokenizer, max_length):
@@ -79,6 +88,10 @@ WRONG = {
     "07.1": (0.5, "Half would be right"),
     "07.2": (lambda rows, task: [r["recipe"] for r in rows if r["task"] == task], "Leave out the copy row itself"),
     "07.3": (SHORT, "too short to record"),
+    "09.1": (rightmost_first, "of two equal pairs the leftmost"),
+    "09.2": (lambda positions, types, pad: positions[pad:] + types[0], "drop padding_idx + 1 rows"),
+    "09.3": (384 * 64, "nn.Linear has a bias too"),
+    "09.4": (SHORT, "too short to record"),
 }
 
 

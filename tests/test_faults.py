@@ -221,7 +221,7 @@ def test_resume_past_the_requested_steps_is_refused(tmp_path):
 @pytest.mark.parametrize("field, value, flag", [
     ("steps", 0, "--steps"), ("steps", -5, "--steps"), ("grad_accum", 0, "--grad-accum"), ("dropout", 2.0, "--dropout"),
     ("save_every", -1, "--save-every"), ("train_rows", -4990, "--train-rows"), ("max_target_len", 0,
-    "--max-target-len"), ("lr", float("nan"), "--lr"), ("batch_size", 0, "--batch-size"), ("recipe", "bert2gpt",
+    "--max-target-len"), ("lr", float("nan"), "--lr"), ("batch_size", 0, "--batch-size"), ("recipe", "gpt2gpt",
     "--recipe")])
 def test_settings_that_cannot_train_are_refused_naming_the_flag(field, value, flag):
     with pytest.raises(ValueError, match=rf"{field}=.*\({flag}\) must be"):

@@ -30,21 +30,6 @@ SENTENCES = ["This is the first sentence. This is the second sentence.", "Street
              "He wrote two novels , both of which were well received ."]
 
 
-@pytest.fixture(scope="session")
-def hf_home(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hf_home")
-    hub_cache.build(root)
-    return root
-
-
-@pytest.fixture
-def offline_hub(hf_home, monkeypatch):
-    """huggingface_hub reading the test cache offline, as HF_HOME=<it> HF_HUB_OFFLINE=1 would have set it."""
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return hf_home / "hub"
-
-
 def folder(cache, repo_id, tag="main") -> Path:
     """The snapshot folder of repo_id in the test cache: what transformers is given here, as a plain path."""
     return cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / hub_cache.commit_of(repo_id, tag)

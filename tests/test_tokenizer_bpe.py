@@ -9,6 +9,7 @@ import unicodedata
 import pytest
 import regex
 
+from bertgen_mini.stand_ins import train_byte_level_bpe
 from bertgen_mini.tokenizer_bpe import BYTE_TO_CHAR, GPT2Tokenizer, RobertaTokenizer
 from bertgen_mini.tokenizer_wordpiece import BertTokenizer
 
@@ -37,13 +38,7 @@ NEWER_LETTERS = regex.compile(r"[\p{L}\p{N}]")
 def train_bpe(texts, folder, vocab_size=3000, special_tokens=SPECIALS):
     """A byte-level BPE trained on `texts` by the `tokenizers` package (transformers' Rust backend), saved in `folder`
     as vocab.json + merges.txt; returns the folder."""
-    from tokenizers import ByteLevelBPETokenizer as Trainer
-    trainer = Trainer()
-    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=list(special_tokens),
-                                show_progress=False)
-    folder.mkdir(parents=True, exist_ok=True)
-    trainer.save_model(str(folder))
-    return folder
+    return train_byte_level_bpe(texts, folder, vocab_size, special_tokens)
 
 
 def rust_knows(text):
