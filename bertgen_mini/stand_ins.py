@@ -13,13 +13,12 @@ Their weights are random: they show what the recipes build, and how the pipeline
 - `random_roberta`: a RoBERTa checkpoint at random: BERT's tensors under BERT's names, with RoBERTa's two
   differences (roberta.py): a position table padding_idx + 1 rows longer, and one token-type vector.
 """
-import json
 import shutil
 from pathlib import Path
 
 import torch
 
-from .checkpoint import save_checkpoint
+from .checkpoint import read_json, save_checkpoint
 from .config import BertGenerationConfig
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .model import BertGenerationEncoder
@@ -55,7 +54,7 @@ def train_byte_level_bpe(texts, folder, vocab_size: int = 2000, special_tokens=G
 
 def bpe_vocabulary(bpe_dir) -> dict:
     """{token: id} of a BPE folder's vocab.json."""
-    return json.loads((Path(bpe_dir) / VOCAB_FILE).read_text(encoding="utf-8"))
+    return read_json(Path(bpe_dir) / VOCAB_FILE)
 
 
 def copy_bpe(bpe_dir, folder) -> None:
