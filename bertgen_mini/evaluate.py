@@ -120,13 +120,16 @@ def main(argv=None):
     parser.add_argument("--model-dir", required=True, help="folder written by bertgen_mini.train (the model and its "
                                                            "tokenizers: see recipes.save_tokenizers)")
     parser.add_argument("--split", default="validation", help="tune, validation or test")
-    parser.add_argument("--task", default="split", choices=("split", "fuse"))
+    parser.add_argument("--task", default="split", choices=("split", "fuse"),
+                        help="split: one sentence into two (WikiSplit); fuse: the reverse (default: split)")
     parser.add_argument("--data-dir", default=None, help="folder holding <split>.tsv (default: the usual search)")
     parser.add_argument("--rows", type=at_least(0), default=100, help="score the first N pairs (0 = all)")
-    parser.add_argument("--batch-size", type=at_least(1), default=32)
-    parser.add_argument("--num-beams", type=at_least(1), default=1)
-    parser.add_argument("--max-source-len", type=at_least(3), default=None, help=f"default {EVAL_MAX_LEN}")
-    parser.add_argument("--max-new-tokens", type=at_least(1), default=None, help=f"default {EVAL_MAX_LEN}")
+    parser.add_argument("--batch-size", type=at_least(1), default=32, help="sources generated together (default: 32)")
+    parser.add_argument("--num-beams", type=at_least(1), default=1,
+                        help="1: greedy search; more: beam search with that many beams (default: 1)")
+    parser.add_argument("--max-source-len", type=at_least(3), default=None, help=f"source tokens read, the rest cut (default: {EVAL_MAX_LEN})")
+    parser.add_argument("--max-new-tokens", type=at_least(1), default=None,
+                        help=f"most tokens written for one source (default: {EVAL_MAX_LEN})")
     parser.add_argument("--output-dir", default=None, help="where predictions.jsonl and metrics.json go "
                                                            "(default: the model folder)")
     args = parser.parse_args(argv)

@@ -424,7 +424,8 @@ def main(argv=None):
                                                         "or runs/paper_sweep_quick/results.csv with --quick)")
     parser.add_argument("--run-dir", default=None, help="where runs and checkpoints go (default runs/paper_sweep"
                                                         "[_quick])")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS,
+                        help="split (WikiSplit), fuse (its reverse), or both (default: both)")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=ALL_RECIPES,
                         help="default: the five BERT recipes; the RoBERTa and GPT-2 ones need --roberta / --gpt2")
     parser.add_argument("--bert-dir", default=None, help="BERT checkpoint folder (default: the bundled MiniLM)")

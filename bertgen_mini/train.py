@@ -36,6 +36,7 @@ Loshchilov & Hutter 2019 (AdamW); transformers' Trainer for the checkpoint layou
 """
 import argparse
 import dataclasses
+import inspect
 import hashlib
 import json
 import math
@@ -119,20 +120,20 @@ class TrainConfig:
     grad_accum: int = 1                     # micro-batches per optimizer step
     lr: float = 1e-4                        # peak learning rate of pretrained weights
     new_lr: float | None = None             # peak learning rate of new weights (cross-attention, ...); None = lr
-    weight_decay: float = 0.01
-    warmup_steps: int = 30
-    max_grad_norm: float = 1.0
+    weight_decay: float = 0.01              # AdamW's decoupled weight decay of weight matrices (not biases, LayerNorm)
+    warmup_steps: int = 30                  # steps of linear learning-rate warmup, then linear decay to 0 at `steps`
+    max_grad_norm: float = 1.0              # clip the global gradient norm to this (inf: no clipping)
     precision: str = "auto"                 # auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16
     speed: bool = True                      # on CPU, swap in bertgen_mini.speed's engineered modules (same numbers)
     compile: bool = False                   # torch.compile the textbook model instead (eager if no compiler works)
-    seed: int = 0
+    seed: int = 0                           # fixes the random weights, the batch order and dropout
     # --- evaluation, logging, checkpoints
     eval_every: int = 0                     # generate on eval_rows validation pairs every N steps (0 = only at the end)
-    eval_rows: int = 100
+    eval_rows: int = 100                    # validation pairs generated and scored at each evaluation (0: none)
     save_every: int = 0                     # write a checkpoint every N steps (0 = only at the end)
     keep_checkpoints: int = 1               # how many checkpoint-<step> folders to keep (at least 1)
     resume: bool = True                     # continue from the newest checkpoint in output_dir if there is one
-    progress: bool = True                   # tqdm bar
+    progress: bool = True                   # a tqdm progress bar and the load report
 
     def __post_init__(self):
         """Every field checked here, so a setting that cannot train fails before anything is built."""
@@ -779,6 +780,20 @@ def train(config: TrainConfig):
     return model, tokenizer, target_tokenizer
 
 
+def field_comments(cls) -> dict:
+    """{field name: the comment beside it in `cls`'s source, continuation lines joined}: each flag's --help text,
+    written once, where a reader of the dataclass reads it."""
+    comments, field = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        if match := re.match(r"    (\w+): [^#]*#\s*(.*)", line):
+            field, comments[match[1]] = match[1], match[2]
+        elif field and (more := re.match(r"\s{8,}#\s*(.*)", line)):  # a comment continued on the next line
+            comments[field] += " " + more[1]
+        else:
+            field = None
+    return comments
+
+
 def parse_args(argv=None) -> TrainConfig:
     """TrainConfig from the command line: `--preset NAME` (see recipes.PRESETS) sets defaults, and every field
     is a flag (`max_source_len` -> `--max-source-len`; booleans also as `--no-...`)."""
@@ -790,13 +805,15 @@ def parse_args(argv=None) -> TrainConfig:
                                                  "WikiSplit.",
                                      argument_default=argparse.SUPPRESS)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="measured settings; other flags override them")
+    helps = field_comments(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = next((k for k in (bool, int, float) if field.type is k or k in getattr(field.type, "__args__", ())), str)
+        text = f"{helps[field.name]} (default: {field.default})"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
         else:  # "none" gives None, for the optional fields
-            parser.add_argument(flag, type=lambda s, kind=kind: None if s.lower() == "none" else kind(s))
+            parser.add_argument(flag, type=lambda s, kind=kind: None if s.lower() == "none" else kind(s), help=text)
     args = vars(parser.parse_args(argv))
     preset = PRESETS[args.pop("preset")] if "preset" in args else {}
     try:
