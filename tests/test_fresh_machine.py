@@ -55,3 +55,12 @@ def test_training_message_says_what_how_long_and_how_to_get_better(tmp_path, mon
     said = capsys.readouterr().out.strip()
     assert len(said.splitlines()) == 1
     assert "'cpu-quick'" in said and "6 minutes" in said and "BERTGEN_FULL=1" in said and "GPU" in said
+
+
+def test_the_readme_is_for_learners():
+    """Short enough to read (about 12,000 characters), notebook 01 named near the top, no project history: the
+    measurement logs and what each session tried live in bench/README.md."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme) <= 12_500, f"README.md has {len(readme)} characters: move details to bench/README.md"
+    assert "notebook 01" in readme[:1000].lower()
+    assert not re.search(r"\bissue \d+|#\d{2}\b", readme), "issue numbers belong in bench/README.md, not the README"
