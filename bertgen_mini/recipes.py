@@ -272,7 +272,7 @@ def param_groups(model: torch.nn.Module, lr: float, new_lr: float | None = None,
 CPU = dict(recipe="bert2bert", cross_init="self", batch_size=16, lr=5e-4, new_lr=None, drop_long=True)
 CPU_SHORT = dict(CPU, dropout=0.0, max_source_len=48, max_target_len=56)  # short pairs, no dropout: fast to learn
 PRESETS = {
-    # CI and the notebooks' default on a CPU: about 6 minutes of training on 2 idle cores, then a greedy evaluation
+    # CI and the notebooks' default on a CPU: 6-7 minutes of training on 2 idle cores, then a greedy evaluation
     # of 300 whole validation sentences (half a minute) kept in the model's metrics.json: real splits, SARI 41.9
     # against copying's 31.4. The new weights (each layer's cross-attention, copied from its self-attention, and the
     # LM-head bias) learn at 2e-3, four times the pretrained ones' rate: 5e-4 for all gave SARI 24 after 160 steps

@@ -72,13 +72,13 @@ def paper_checkpoints_table() -> str:
 
 DONE_MARKER = "train_config.json"  # written last by train(): its presence means the folder is complete
 METRICS_NAME = "metrics.json"      # the final validation scores of the run that trained the folder
-TRAINING_TIME = {"cpu-quick": "about 6 minutes on 2 CPU cores",  # measured on this project's machines
+TRAINING_TIME = {"cpu-quick": "6-7 minutes on 2 CPU cores",  # measured on this project's machines
                  "cpu-hour": "about 40 minutes on 2 CPU cores, 1.6 minutes on one H200 GPU"}
 
 
 def default_preset() -> str:
     """The preset a notebook gets: "cpu-hour" (better splits) on a GPU, where it trains in minutes, or when
-    $BERTGEN_FULL=1; otherwise "cpu-quick", which a 2-core laptop trains in about 6 minutes (real splits that beat
+    $BERTGEN_FULL=1; otherwise "cpu-quick", which a 2-core laptop trains in 6-7 minutes (real splits that beat
     copying the source, with a changed word or a repeated phrase here and there)."""
     return "cpu-hour" if torch.cuda.is_available() or not paths.quick_mode() else "cpu-quick"
 
