@@ -10,8 +10,9 @@ LayerNorm(X + Dropout(MultiHead(X))).
 
 The module names (`self.query`, `output.dense`, `output.LayerNorm`, ...) are those of BERT checkpoints, so a
 pretrained state dict loads without renaming. `Heads` holds what does not depend on how Q, K and V are projected
-(the heads, the cache, the scaled dot product); GPT-2's attention (gpt2.py) builds on it too. References: Vaswani et al. 2017 "Attention Is All You Need";
-Devlin et al. 2019 (BERT); transformers' `BertGenerationSelfAttention` / `BertGenerationCrossAttention`.
+(the heads, the cache, the scaled dot product); GPT-2's attention (gpt2.py) builds on it too. References: Vaswani
+et al. 2017 "Attention Is All You Need"; Devlin et al. 2019 (BERT); transformers' `BertGenerationSelfAttention` /
+`BertGenerationCrossAttention`.
 """
 import math
 
@@ -103,18 +104,15 @@ class HeadProjections(Heads):
     def context_keys_values(self, context):
         return self.key(context), self.value(context)
 
-    def keys_values(self, hidden, context, cache, layer_idx):
-        """K and V, each (B, nh, S, hs), for this call, reading and updating the cache when one is given."""
-        if self.is_cross_attention:
-            return self.cross_keys_values(context, cache, layer_idx)
-        return self.self_keys_values(self.key(hidden), self.value(hidden), cache, layer_idx)
-
     def forward(self, hidden, mask=None, context=None, cache=None, layer_idx=0, output_attentions=False):
         """hidden (B, T, d); context (B, S, d) for cross-attention; mask additive, broadcastable to
         (B, nh, T, S). Returns the (B, T, d) mixed values and, if asked, the (B, nh, T, S) probabilities."""
         B, T, d = hidden.shape
         q = self.split_heads(self.query(hidden))                              # (B, nh, T, hs)
-        k, v = self.keys_values(hidden, context, cache, layer_idx)            # (B, nh, S, hs) each
+        if self.is_cross_attention:                                           # (B, nh, S, hs) each
+            k, v = self.cross_keys_values(context, cache, layer_idx)
+        else:
+            k, v = self.self_keys_values(self.key(hidden), self.value(hidden), cache, layer_idx)
         y, probs = self.attend(q, k, v, mask, output_attentions)              # (B, nh, T, hs)
         return y.transpose(1, 2).reshape(B, T, d), probs                      # heads side by side: (B, T, d)
 

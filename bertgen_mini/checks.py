@@ -152,6 +152,9 @@ def check_inputs(config, input_ids, inputs_embeds, attention_mask, encoder_state
         raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)} but {name} {(B, T)}"
                          f"{f' after {past} cached positions' if past else ''}: pass one mask row per sequence and "
                          "one entry per token (the tokenizer's attention_mask, from the same call as the ids).")
+    if encoder_states is not None and not config.add_cross_attention:
+        raise ValueError("encoder_hidden_states were given, but this model has no cross-attention: build it with "
+                         "add_cross_attention=True (a BertGeneration decoder: is_decoder=True as well).")
     if encoder_mask is not None and encoder_states is not None and encoder_mask.shape != encoder_states.shape[:2]:
         raise ValueError(f"The encoder attention_mask has shape {tuple(encoder_mask.shape)} but the encoder states "
                          f"{tuple(encoder_states.shape[:2])}: pass the source's own (batch, source_length) mask.")

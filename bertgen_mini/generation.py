@@ -337,11 +337,11 @@ def generate_decoder(decoder, input_ids=None, attention_mask=None, encoder_hidde
     """Generate with a BertGenerationDecoder used alone: continue the prompt input_ids (B, T), or start from the
     decoder start token when it is None. encoder_hidden_states (B, S, d) feed cross-attention when given.
     Settings as for generate_seq2seq. Returns (B * num_return_sequences, T + new) ids, prompt first."""
+    check_ids_tensor(input_ids)  # first: a list or an array has no .dim() to read the prompt's length from
     prompt_length = 1 if input_ids is None or input_ids.dim() != 2 else input_ids.shape[1]
     s, start, return_dict = make_settings(decoder, seed, settings, prompt_length)
     device = decoder.device
     s.check_ids(decoder.config.vocab_size)
-    check_ids_tensor(input_ids)
     if input_ids is None:
         start = check_start(start, decoder.config.vocab_size)
         batch = 1 if encoder_hidden_states is None else encoder_hidden_states.shape[0]

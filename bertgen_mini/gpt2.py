@@ -224,9 +224,6 @@ class GPT2Model(nn.Module):
         cfg = self.config
         check_inputs(cfg, input_ids, inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask,
                      past_key_values)
-        if encoder_hidden_states is not None and not cfg.add_cross_attention:
-            raise ValueError("encoder_hidden_states were given, but this GPT-2 has no cross-attention: build it "
-                             "with add_cross_attention=True.")
         cache = start_cache(cfg, past_key_values, use_cache)
         past_len = cache.get_seq_length() if cache is not None else 0
 
@@ -284,10 +281,6 @@ class GPT2LMHeadModel(CausalLM, PretrainedMixin, nn.Module):
             if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-
-    def tie_weights(self):
-        if self.config.tie_word_embeddings:
-            self.lm_head.weight = self.transformer.wte.weight
 
     def get_input_embeddings(self):
         return self.transformer.wte

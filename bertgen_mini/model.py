@@ -99,10 +99,7 @@ class Layer(nn.Module):
         x, self_probs = self.attention(x, mask, cache=cache, layer_idx=self.layer_idx,
                                        output_attentions=output_attentions)
         cross_probs = None
-        if encoder_states is not None:
-            if not hasattr(self, "crossattention"):
-                raise ValueError("encoder_hidden_states were given, but this model has no cross-attention: build it "
-                                 "with is_decoder=True, add_cross_attention=True.")
+        if encoder_states is not None:  # checks.check_inputs made sure this layer has a cross-attention block
             x, cross_probs = self.crossattention(x, encoder_mask, context=encoder_states, cache=cache,
                                                  layer_idx=self.layer_idx, output_attentions=output_attentions)
         return self.output(self.intermediate(x), x), self_probs, cross_probs
@@ -256,6 +253,11 @@ class CausalLM:
         to read a source. Returns (B * num_return_sequences, T + new) ids: see bertgen_mini.generation."""
         return generate_decoder(self, input_ids, attention_mask, **settings)
 
+    def tie_weights(self):
+        """The LM head reads the input embedding matrix (one tensor, as in BERT's and GPT-2's checkpoints)."""
+        if self.config.tie_word_embeddings:
+            self.get_output_embeddings().weight = self.get_input_embeddings().weight
+
 
 class BertGenerationDecoder(CausalLM, BertGenerationPreTrainedModel):
     """A BertGeneration stack with causal self-attention and an LM head on top (`bert` + `lm_head`)."""
@@ -270,10 +272,6 @@ class BertGenerationDecoder(CausalLM, BertGenerationPreTrainedModel):
         self.lm_head = LMHead(config)
         self.init_weights()
         self.tie_weights()
-
-    def tie_weights(self):
-        if self.config.tie_word_embeddings:
-            self.lm_head.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def init_weights(self):
         super().init_weights()

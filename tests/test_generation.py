@@ -207,6 +207,8 @@ def test_lone_decoder_continues_a_prompt_like_transformers():
         assert torch.equal(ours, padded_like_ours(theirs, 1, 0, prompt_len=3))
     started = decoder.generate(max_new_tokens=4, decoder_start_token_id=7)
     assert started.shape == (1, 5) and started[0, 0] == 7
+    with pytest.raises(TypeError, match="LongTensor"):  # a list prompt: the clear error, not an AttributeError
+        decoder.generate([[5, 17, 40]], max_new_tokens=2)
 
 
 # ---------------------------------------------------------------------------------------------- sampling

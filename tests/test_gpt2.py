@@ -268,3 +268,15 @@ def test_a_gpt2_decoder_grows_for_a_target_tokenizer_with_added_tokens(tmp_path,
 def test_gpt_recipes_need_their_checkpoint_folder(tmp_path):
     with pytest.raises(ValueError, match="gpt2_dir="):
         build_model("bert2gpt", save_tiny_bert(tmp_path / "bert"))
+
+
+def test_encoder_states_given_to_a_decoder_without_cross_attention_are_refused_at_the_door():
+    """One check (checks.check_inputs) for both families, before any layer runs."""
+    states = torch.zeros(1, 3, 32)
+    gpt2 = bg.GPT2LMHeadModel(bg.GPT2Config(**GPT2, n_embd=32))
+    bert = bg.BertGenerationDecoder(bg.BertGenerationConfig(vocab_size=67, hidden_size=32, num_hidden_layers=1,
+                                                            num_attention_heads=4, intermediate_size=37,
+                                                            is_decoder=True))
+    for model in (gpt2, bert):
+        with pytest.raises(ValueError, match="no cross-attention: build it with add_cross_attention=True"):
+            model(torch.tensor([[1, 2]]), encoder_hidden_states=states)
