@@ -1,4 +1,5 @@
-"""Checks for the notebooks' exercises: one module per notebook (nb01 ... nb07), one check function per exercise.
+"""Checks for the notebooks' exercises: one module per notebook that has exercises (nb01 ... nb09, listed by
+exercise_modules()), one check function per exercise.
 
 A check takes what the student wrote (a function, a predicted value or a written answer), builds its own small
 fixtures (tiny models, the package's own functions as the ground truth) and prints **one line**, never raising,
@@ -17,7 +18,10 @@ function, the name the notebook gives the answer, kind)}, kind being "function",
 tests/test_exercises.py runs every check with the solutions in notebooks/solutions/ (all must pass), with stubs
 (all must say "not attempted") and with wrong answers (all must say what is wrong, return False and not raise).
 """
+import importlib
 import inspect
+import pkgutil
+import re
 import sysconfig
 import traceback
 from pathlib import Path
@@ -32,6 +36,12 @@ MIN_WORDS = 8  # a written answer shorter than this is not an answer to "in two 
 # Frames in these folders are the package's, the libraries' or Python's own, not the student's code.
 NOT_YOURS = [Path(__file__).resolve().parent.parent] + [Path(sysconfig.get_paths()[k]).resolve()
                                                         for k in ("stdlib", "purelib", "platlib")]
+
+
+def exercise_modules() -> list:
+    """The exercise modules (nb01, nb02, ...; a notebook without exercises has none), imported, in order."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if re.fullmatch(r"nb\d\d", m.name))
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
 
 class NotAttempted(Exception):
