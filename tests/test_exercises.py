@@ -131,7 +131,8 @@ def test_check_passes_with_the_solution_and_saves_it(capsys, answers_file, solut
 def test_check_says_not_attempted_on_a_stub_and_saves_nothing(capsys, answers_file, module, exercise_id, check,
                                                                name, kind):
     assert check(STUBS[kind]) is False
-    assert f"Exercise {exercise_id}: not attempted yet" in capsys.readouterr().out
+    assert capsys.readouterr().out == (f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then "
+                                       "run this cell again.\n")
     assert not answers_file.exists()
 
 

@@ -32,6 +32,7 @@ from ..paths import answers_path
 from .answers import record, saved_answer
 
 KINDS = ("function", "value", "written")
+NOT_ATTEMPTED = "not attempted yet — fill in the cell above, then run this cell again."  # a check's line on a stub
 MIN_WORDS = 8  # a written answer shorter than this is not an answer to "in two or three sentences"
 # Frames in these folders are the package's, the libraries' or Python's own, not the student's code.
 NOT_YOURS = [Path(__file__).resolve().parent.parent] + [Path(sysconfig.get_paths()[k]).resolve()
@@ -110,20 +111,17 @@ def check(exercise_id: str, test, answer=None) -> bool:
     try:
         note = test()
     except (NotImplementedError, NotAttempted):
-        print(f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then run this cell again.")
-        return False
+        status, line = None, NOT_ATTEMPTED  # nothing to save
     except Wrong as wrong:
-        problem = record(exercise_id, "wrong", source_of(answer))
-        print(f"Exercise {exercise_id}: not yet — {one_line(wrong)}" + (f" ({problem})" if problem else ""))
-        return False
+        status, line = "wrong", f"not yet — {one_line(wrong)}"
     except Exception as error:  # the student's code failed: say how and where, without a traceback
-        problem = record(exercise_id, "wrong", source_of(answer))
-        print(f"Exercise {exercise_id}: not yet — your code raised {type(error).__name__}: "
-              f"{one_line(error, 200)}{where_in_your_code(error)}" + (f" ({problem})" if problem else ""))
-        return False
-    problem = record(exercise_id, "correct", source_of(answer))
-    print(f"Exercise {exercise_id}: correct ✓" + (f" {note}" if note else "") + (f" ({problem})" if problem else ""))
-    return True
+        status, line = "wrong", (f"not yet — your code raised {type(error).__name__}: {one_line(error, 200)}"
+                                 f"{where_in_your_code(error)}")
+    else:
+        status, line = "correct", "correct ✓" + (f" {note}" if note else "")
+    problem = record(exercise_id, status, source_of(answer)) if status else None
+    print(f"Exercise {exercise_id}: {line}" + (f" ({problem})" if problem else ""))
+    return status == "correct"
 
 
 def check_written(exercise_id: str, answer, key_points: list[str]) -> bool:
@@ -137,7 +135,7 @@ def check_written(exercise_id: str, answer, key_points: list[str]) -> bool:
                   f"{earlier['time'].replace('T', ' ')} is saved; paste it back between the quotes, or write a new "
                   f"one:\n    {earlier['answer']}")
         else:
-            print(f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then run this cell again.")
+            print(f"Exercise {exercise_id}: {NOT_ATTEMPTED}")
         return False
     if not isinstance(answer, str):
         print(f"Exercise {exercise_id}: not yet — write your answer as text between the triple quotes, not as "
