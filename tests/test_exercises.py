@@ -172,6 +172,18 @@ def test_pretrained_fraction_hint_names_the_mistake(capsys, mistake, says):
     assert says in capsys.readouterr().out
 
 
+def test_a_bool_is_not_a_number_even_where_it_equals_one(capsys):
+    from bertgen_mini.train import warmup_linear_decay
+
+    def bool_at_the_ends(step, warmup, total):
+        factor = warmup_linear_decay(warmup, total)(step)
+        return bool(factor) if factor in (0, 1) else factor
+
+    assert MODULES["nb05"].check_schedule(bool_at_the_ends) is False and "got True" in capsys.readouterr().out
+    assert MODULES["nb07"].check_share_ratio_prediction(True) is False
+    assert "predict a number, not True" in capsys.readouterr().out
+
+
 def test_share_ratio_rejects_the_naive_half_and_accepts_the_rounded_truth(capsys):
     check = MODULES["nb07"].check_share_ratio_prediction
     assert check(0.5) is False and "what does the decoder have that the encoder does not" in capsys.readouterr().out

@@ -64,6 +64,11 @@ def is_stub(value) -> bool:
     return value is ... or (isinstance(value, str) and not value.strip())
 
 
+def is_number(value) -> bool:
+    """True for an int or a float, not for a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def attempted(value):
     """`value` unchanged, or NotAttempted when it is still a stub."""
     if is_stub(value):
@@ -160,7 +165,7 @@ def check_prediction(exercise_id: str, prediction, compute_truth, explain: str, 
     def test():
         guess = attempted(prediction)
         if close is not None:
-            require(isinstance(guess, (int, float)) and not isinstance(guess, bool), f"predict a number, not {guess!r}")
+            require(is_number(guess), f"predict a number, not {guess!r}")
         truth = compute_truth()
         right = abs(guess - truth) <= close if close is not None else guess == truth
         require(right, f"you predicted {guess!r}, the package gives {truth!r}. "

@@ -1,7 +1,7 @@
 """Checks for notebook 05 (training)."""
 import math
 
-from . import check, check_prediction, check_written, require
+from . import check, check_prediction, check_written, is_number, require
 
 
 def check_schedule(my_factor) -> bool:
@@ -19,7 +19,7 @@ def check_schedule(my_factor) -> bool:
                     hint = "during warmup the factor is (step + 1) / warmup"
                 else:
                     hint = "after warmup a straight line falls from 1 at step `warmup` to 0 at step `total`"
-                require(isinstance(got, (int, float)) and math.isclose(got, reference(step), abs_tol=1e-12),
+                require(is_number(got) and math.isclose(got, reference(step), abs_tol=1e-12),
                         f"warmup={warmup}, total={total}, step {step}: got {got!r}, expected {reference(step)}: "
                         f"{hint}.")
         return "your schedule matches bertgen_mini.train.warmup_linear_decay."
