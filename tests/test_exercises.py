@@ -184,6 +184,23 @@ def test_a_bool_is_not_a_number_even_where_it_equals_one(capsys):
     assert "predict a number, not True" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("prediction", [[384, 64], {"weight": 384 * 64}, True, 24640.0])
+def test_a_prediction_of_another_type_gets_the_explanation_not_an_error(capsys, prediction):
+    """A hint table is looked up by comparing, not hashing: a list (unhashable) once made 09.3 say "your code raised
+    TypeError"."""
+    assert MODULES["nb09"].check_projection_prediction(prediction) is (prediction == 24640.0)
+    out = capsys.readouterr().out
+    assert "raised" not in out and ("correct" in out if prediction == 24640.0 else "is nn.Linear(384, 64)" in out)
+
+
+def test_a_hint_table_matches_numbers_within_the_tolerance_and_other_answers_by_type():
+    from bertgen_mini.exercises import hint_for
+    hints = {1.5: "mean of means", 8: "every batch", (1, 2): "a pair"}
+    assert hint_for(hints, 1.5004, close=1e-3) == "mean of means" and hint_for(hints, 1.51, close=1e-3) is None
+    assert hint_for(hints, 8.0) == "every batch" and hint_for(hints, (1, 2)) == "a pair"
+    assert hint_for(hints, [1, 2]) is None and hint_for(hints, True) is None and hint_for(hints, "8") is None
+
+
 def test_share_ratio_rejects_the_naive_half_and_accepts_the_rounded_truth(capsys):
     check = MODULES["nb07"].check_share_ratio_prediction
     assert check(0.5) is False and "what does the decoder have that the encoder does not" in capsys.readouterr().out

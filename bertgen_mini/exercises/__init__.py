@@ -20,6 +20,7 @@ tests/test_exercises.py runs every check with the solutions in notebooks/solutio
 """
 import importlib
 import inspect
+import math
 import pkgutil
 import re
 import sysconfig
@@ -160,18 +161,32 @@ def check_written(exercise_id: str, answer, key_points: list[str]) -> bool:
 def check_prediction(exercise_id: str, prediction, compute_truth, explain: str, close=None, hint=None) -> bool:
     """A predict-then-run exercise: `prediction` must equal compute_truth() (or be within `close` of it, for
     numbers), the value the package computes (only computed once there is a prediction). A wrong prediction is
-    told the package's value, with `hint(guess, truth)` when it gives a line about that mistake (None otherwise),
-    else `explain`, which says where the truth comes from."""
+    told the package's value, with a line about that mistake when `hint` has one, else `explain`, which says where
+    the truth comes from. `hint` is a dict {a likely wrong answer: its line} (see hint_for) or a function
+    hint(guess, truth) that returns the line or None."""
     def test():
         guess = attempted(prediction)
         if close is not None:
             require(is_number(guess), f"predict a number, not {guess!r}")
         truth = compute_truth()
         right = abs(guess - truth) <= close if close is not None else guess == truth
-        require(right, f"you predicted {guess!r}, the package gives {truth!r}. "
-                       f"{(hint(guess, truth) if hint else None) or explain}")
+        line = hint_for(hint, guess, close or 0) if isinstance(hint, dict) else hint(guess, truth) if hint else None
+        require(right, f"you predicted {guess!r}, the package gives {truth!r}. {line or explain}")
         return f"the package gives {truth!r} too."
     return check(exercise_id, test, prediction)
+
+
+def hint_for(hints: dict, guess, close: float = 0):
+    """The line of `hints` ({wrong answer: line}) whose answer `guess` is: a number within `close` of it (or equal
+    to it but for rounding), anything else equal and of the same type (so a list, which is no dict key, or a bool,
+    which equals 1, raises nothing and matches nothing by accident); None when there is none."""
+    for wrong, line in hints.items():
+        if is_number(guess) and is_number(wrong):
+            if math.isclose(guess, wrong, abs_tol=close):
+                return line
+        elif type(guess) is type(wrong) and guess == wrong:
+            return line
+    return None
 
 
 def tiny_pair(seed: int = 0, vocab_size: int = 50, layers: int = 2, heads: int = 4):
