@@ -30,9 +30,9 @@ from pathlib import Path
 from .exercises import exercise_modules
 from .exercises.answers import read_answers
 from .files import atomic_write_text
+from .paths import ANSWERS_FILE
 
 REPO = Path(__file__).resolve().parent.parent
-ANSWERS_FILE = "my_answers.json"
 # The notebooks name their model answers' file; the student version has none, so the sentence is rewritten.
 SOLUTIONS_SENTENCE = re.compile(r"\b([Mm])odel\s+answers\s+are\s+in\s+`notebooks/solutions/nb\d+\.py`")
 READ_BY_PATH = re.compile(r"""["']\.\./([\w./-]+)["']""")  # a file a notebook reads from beside notebooks/
