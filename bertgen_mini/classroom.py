@@ -21,18 +21,18 @@ exercise. nbgrader's conventions, for comparison: the repository's notebooks wit
 is wrong instead of raising), and the written answers are the manually graded cells.
 """
 import argparse
-import importlib
 import json
 import re
 import shutil
 import sys
 from pathlib import Path
 
+from .exercises import exercise_modules
 from .exercises.answers import read_answers
 from .files import atomic_write_text
+from .paths import ANSWERS_FILE
 
 REPO = Path(__file__).resolve().parent.parent
-ANSWERS_FILE = "my_answers.json"
 # The notebooks name their model answers' file; the student version has none, so the sentence is rewritten.
 SOLUTIONS_SENTENCE = re.compile(r"\b([Mm])odel\s+answers\s+are\s+in\s+`notebooks/solutions/nb\d+\.py`")
 READ_BY_PATH = re.compile(r"""["']\.\./([\w./-]+)["']""")  # a file a notebook reads from beside notebooks/
@@ -116,14 +116,7 @@ def build_student_version(out, notebooks_dir=None) -> list[Path]:
 
 def exercise_ids() -> list[str]:
     """Every exercise of every notebook, in order: 01.1, 01.2, ..."""
-    ids = []
-    for n in range(1, 100):
-        try:
-            module = importlib.import_module(f"{__package__}.exercises.nb{n:02d}")
-        except ModuleNotFoundError:
-            break
-        ids += sorted(module.EXERCISES)
-    return ids
+    return [exercise_id for module in exercise_modules() for exercise_id in sorted(module.EXERCISES)]
 
 
 def find_answer_files(paths) -> list[Path]:

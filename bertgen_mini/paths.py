@@ -9,6 +9,8 @@ Hugging Face BERT directory works too, passed by path or through `$BERTGEN_BERT_
 import os
 from pathlib import Path
 
+ANSWERS_FILE = "my_answers.json"  # the exercises' answers file's name (git-ignored), which classroom collects
+
 
 def default_bert_dir() -> Path:
     """The warm-start checkpoint: `$BERTGEN_BERT_DIR` if set, else the bundled all-MiniLM-L6-v2."""
@@ -48,4 +50,4 @@ def figure_path(name: str) -> Path:
 def answers_path() -> Path:
     """The file the exercises' checks keep a student's answers in (bertgen_mini.exercises.answers):
     `$BERTGEN_ANSWERS` if set, else my_answers.json in the folder the notebook runs from (git-ignored)."""
-    return Path(os.environ.get("BERTGEN_ANSWERS", "my_answers.json")).absolute()
+    return Path(os.environ.get("BERTGEN_ANSWERS", ANSWERS_FILE)).absolute()

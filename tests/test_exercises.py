@@ -3,7 +3,6 @@ a stub, and answers a wrong answer (or code that raises) with one helpful line a
 written answers are recorded (never called "correct"), shown with the model answer's key points and kept in the
 answers file; the committed notebooks show no answer before the student predicts it; and every check is called
 from its notebook."""
-import importlib
 import json
 import math
 import runpy
@@ -12,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertgen_mini.exercises import KINDS, answers
+from bertgen_mini.exercises import KINDS, answers, exercise_modules
 
 REPO = Path(__file__).resolve().parent.parent
-WITH_EXERCISES = (1, 2, 3, 4, 5, 6, 7, 9)  # notebook 08 has none
-NOTEBOOKS = sorted(path for n in WITH_EXERCISES for path in (REPO / "notebooks").glob(f"{n:02d}_*.ipynb"))
-MODULES = {f"nb{n:02d}": importlib.import_module(f"bertgen_mini.exercises.nb{n:02d}") for n in WITH_EXERCISES}
+MODULES = {m.__name__.rsplit(".", 1)[1]: m for m in exercise_modules()}  # notebook 08 has none
+NOTEBOOKS = sorted(path for module in MODULES for path in (REPO / "notebooks").glob(f"{module[2:]}_*.ipynb"))
 EXERCISES = [(module, exercise_id, *entry) for module, m in MODULES.items()
              for exercise_id, entry in m.EXERCISES.items()]
 IDS = [e[1] for e in EXERCISES]
@@ -109,7 +107,7 @@ def solutions():
 
 
 def test_enough_exercises_of_every_kind_and_a_wrong_answer_for_each():
-    assert len(EXERCISES) >= 18
+    assert len(EXERCISES) >= 18 and len(NOTEBOOKS) == len(MODULES) >= 8    # every module has its notebook
     assert all(2 <= len(m.EXERCISES) <= 4 for m in MODULES.values())
     assert {kind for *_, kind in EXERCISES} == set(KINDS) == set(STUBS)
     assert set(WRONG) == set(IDS)
@@ -133,7 +131,8 @@ def test_check_passes_with_the_solution_and_saves_it(capsys, answers_file, solut
 def test_check_says_not_attempted_on_a_stub_and_saves_nothing(capsys, answers_file, module, exercise_id, check,
                                                                name, kind):
     assert check(STUBS[kind]) is False
-    assert f"Exercise {exercise_id}: not attempted yet" in capsys.readouterr().out
+    assert capsys.readouterr().out == (f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then "
+                                       "run this cell again.\n")
     assert not answers_file.exists()
 
 
@@ -171,6 +170,35 @@ def test_code_that_raises_is_reported_in_one_line_with_where_it_failed(capsys):
 def test_pretrained_fraction_hint_names_the_mistake(capsys, mistake, says):
     assert MODULES["nb03"].check_pretrained_fraction(mistake) is False
     assert says in capsys.readouterr().out
+
+
+def test_a_bool_is_not_a_number_even_where_it_equals_one(capsys):
+    from bertgen_mini.train import warmup_linear_decay
+
+    def bool_at_the_ends(step, warmup, total):
+        factor = warmup_linear_decay(warmup, total)(step)
+        return bool(factor) if factor in (0, 1) else factor
+
+    assert MODULES["nb05"].check_schedule(bool_at_the_ends) is False and "got True" in capsys.readouterr().out
+    assert MODULES["nb07"].check_share_ratio_prediction(True) is False
+    assert "predict a number, not True" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("prediction", [[384, 64], {"weight": 384 * 64}, True, 24640.0])
+def test_a_prediction_of_another_type_gets_the_explanation_not_an_error(capsys, prediction):
+    """A hint table is looked up by comparing, not hashing: a list (unhashable) once made 09.3 say "your code raised
+    TypeError"."""
+    assert MODULES["nb09"].check_projection_prediction(prediction) is (prediction == 24640.0)
+    out = capsys.readouterr().out
+    assert "raised" not in out and ("correct" in out if prediction == 24640.0 else "is nn.Linear(384, 64)" in out)
+
+
+def test_a_hint_table_matches_numbers_within_the_tolerance_and_other_answers_by_type():
+    from bertgen_mini.exercises import hint_for
+    hints = {1.5: "mean of means", 8: "every batch", (1, 2): "a pair"}
+    assert hint_for(hints, 1.5004, close=1e-3) == "mean of means" and hint_for(hints, 1.51, close=1e-3) is None
+    assert hint_for(hints, 8.0) == "every batch" and hint_for(hints, (1, 2)) == "a pair"
+    assert hint_for(hints, [1, 2]) is None and hint_for(hints, True) is None and hint_for(hints, "8") is None
 
 
 def test_share_ratio_rejects_the_naive_half_and_accepts_the_rounded_truth(capsys):

@@ -1,4 +1,5 @@
-"""Checks for the notebooks' exercises: one module per notebook (nb01 ... nb07), one check function per exercise.
+"""Checks for the notebooks' exercises: one module per notebook that has exercises (nb01 ... nb09, listed by
+exercise_modules()), one check function per exercise.
 
 A check takes what the student wrote (a function, a predicted value or a written answer), builds its own small
 fixtures (tiny models, the package's own functions as the ground truth) and prints **one line**, never raising,
@@ -17,7 +18,11 @@ function, the name the notebook gives the answer, kind)}, kind being "function",
 tests/test_exercises.py runs every check with the solutions in notebooks/solutions/ (all must pass), with stubs
 (all must say "not attempted") and with wrong answers (all must say what is wrong, return False and not raise).
 """
+import importlib
 import inspect
+import math
+import pkgutil
+import re
 import sysconfig
 import traceback
 from pathlib import Path
@@ -28,10 +33,17 @@ from ..paths import answers_path
 from .answers import record, saved_answer
 
 KINDS = ("function", "value", "written")
+NOT_ATTEMPTED = "not attempted yet — fill in the cell above, then run this cell again."  # a check's line on a stub
 MIN_WORDS = 8  # a written answer shorter than this is not an answer to "in two or three sentences"
 # Frames in these folders are the package's, the libraries' or Python's own, not the student's code.
 NOT_YOURS = [Path(__file__).resolve().parent.parent] + [Path(sysconfig.get_paths()[k]).resolve()
                                                         for k in ("stdlib", "purelib", "platlib")]
+
+
+def exercise_modules() -> list:
+    """The exercise modules (nb01, nb02, ...; a notebook without exercises has none), imported, in order."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if re.fullmatch(r"nb\d\d", m.name))
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
 
 class NotAttempted(Exception):
@@ -51,6 +63,11 @@ def require(condition, message: str) -> None:
 def is_stub(value) -> bool:
     """True for what the notebooks ship in a value or written exercise: `...` or an empty string."""
     return value is ... or (isinstance(value, str) and not value.strip())
+
+
+def is_number(value) -> bool:
+    """True for an int or a float, not for a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def attempted(value):
@@ -100,20 +117,17 @@ def check(exercise_id: str, test, answer=None) -> bool:
     try:
         note = test()
     except (NotImplementedError, NotAttempted):
-        print(f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then run this cell again.")
-        return False
+        status, line = None, NOT_ATTEMPTED  # nothing to save
     except Wrong as wrong:
-        problem = record(exercise_id, "wrong", source_of(answer))
-        print(f"Exercise {exercise_id}: not yet — {one_line(wrong)}" + (f" ({problem})" if problem else ""))
-        return False
+        status, line = "wrong", f"not yet — {one_line(wrong)}"
     except Exception as error:  # the student's code failed: say how and where, without a traceback
-        problem = record(exercise_id, "wrong", source_of(answer))
-        print(f"Exercise {exercise_id}: not yet — your code raised {type(error).__name__}: "
-              f"{one_line(error, 200)}{where_in_your_code(error)}" + (f" ({problem})" if problem else ""))
-        return False
-    problem = record(exercise_id, "correct", source_of(answer))
-    print(f"Exercise {exercise_id}: correct ✓" + (f" {note}" if note else "") + (f" ({problem})" if problem else ""))
-    return True
+        status, line = "wrong", (f"not yet — your code raised {type(error).__name__}: {one_line(error, 200)}"
+                                 f"{where_in_your_code(error)}")
+    else:
+        status, line = "correct", "correct ✓" + (f" {note}" if note else "")
+    problem = record(exercise_id, status, source_of(answer)) if status else None
+    print(f"Exercise {exercise_id}: {line}" + (f" ({problem})" if problem else ""))
+    return status == "correct"
 
 
 def check_written(exercise_id: str, answer, key_points: list[str]) -> bool:
@@ -127,7 +141,7 @@ def check_written(exercise_id: str, answer, key_points: list[str]) -> bool:
                   f"{earlier['time'].replace('T', ' ')} is saved; paste it back between the quotes, or write a new "
                   f"one:\n    {earlier['answer']}")
         else:
-            print(f"Exercise {exercise_id}: not attempted yet — fill in the cell above, then run this cell again.")
+            print(f"Exercise {exercise_id}: {NOT_ATTEMPTED}")
         return False
     if not isinstance(answer, str):
         print(f"Exercise {exercise_id}: not yet — write your answer as text between the triple quotes, not as "
@@ -147,18 +161,32 @@ def check_written(exercise_id: str, answer, key_points: list[str]) -> bool:
 def check_prediction(exercise_id: str, prediction, compute_truth, explain: str, close=None, hint=None) -> bool:
     """A predict-then-run exercise: `prediction` must equal compute_truth() (or be within `close` of it, for
     numbers), the value the package computes (only computed once there is a prediction). A wrong prediction is
-    told the package's value, with `hint(guess, truth)` when it gives a line about that mistake (None otherwise),
-    else `explain`, which says where the truth comes from."""
+    told the package's value, with a line about that mistake when `hint` has one, else `explain`, which says where
+    the truth comes from. `hint` is a dict {a likely wrong answer: its line} (see hint_for) or a function
+    hint(guess, truth) that returns the line or None."""
     def test():
         guess = attempted(prediction)
         if close is not None:
-            require(isinstance(guess, (int, float)) and not isinstance(guess, bool), f"predict a number, not {guess!r}")
+            require(is_number(guess), f"predict a number, not {guess!r}")
         truth = compute_truth()
         right = abs(guess - truth) <= close if close is not None else guess == truth
-        require(right, f"you predicted {guess!r}, the package gives {truth!r}. "
-                       f"{(hint(guess, truth) if hint else None) or explain}")
+        line = hint_for(hint, guess, close or 0) if isinstance(hint, dict) else hint(guess, truth) if hint else None
+        require(right, f"you predicted {guess!r}, the package gives {truth!r}. {line or explain}")
         return f"the package gives {truth!r} too."
     return check(exercise_id, test, prediction)
+
+
+def hint_for(hints: dict, guess, close: float = 0):
+    """The line of `hints` ({wrong answer: line}) whose answer `guess` is: a number within `close` of it (or equal
+    to it but for rounding), anything else equal and of the same type (so a list, which is no dict key, or a bool,
+    which equals 1, raises nothing and matches nothing by accident); None when there is none."""
+    for wrong, line in hints.items():
+        if is_number(guess) and is_number(wrong):
+            if math.isclose(guess, wrong, abs_tol=close):
+                return line
+        elif type(guess) is type(wrong) and guess == wrong:
+            return line
+    return None
 
 
 def tiny_pair(seed: int = 0, vocab_size: int = 50, layers: int = 2, heads: int = 4):

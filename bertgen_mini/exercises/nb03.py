@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from . import check, check_written, require
+from . import check, check_written, is_number, require
 
 
 def fraction_hint(got: float, loaded: int, new: int, unused: int, extra: int) -> str:
@@ -44,8 +44,7 @@ def check_pretrained_fraction(pretrained_fraction) -> bool:
                             numels={"a.weight": 100, "b.weight": 50, "cross.weight": 30, "pooler.weight": 999,
                                     "head.weight": 100, "positions": 7})
         got = pretrained_fraction(report)
-        number = isinstance(got, (int, float)) and not isinstance(got, bool)
-        require(number or torch.is_tensor(got) and got.numel() == 1,
+        require(is_number(got) or torch.is_tensor(got) and got.numel() == 1,
                 f"return a number (a float between 0 and 1), not {type(got).__name__}")
         got = float(got)
         require(abs(got - 150 / 180) < 1e-9,

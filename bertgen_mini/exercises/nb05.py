@@ -1,7 +1,7 @@
 """Checks for notebook 05 (training)."""
 import math
 
-from . import check, check_prediction, check_written, require
+from . import check, check_prediction, check_written, is_number, require
 
 
 def check_schedule(my_factor) -> bool:
@@ -19,7 +19,7 @@ def check_schedule(my_factor) -> bool:
                     hint = "during warmup the factor is (step + 1) / warmup"
                 else:
                     hint = "after warmup a straight line falls from 1 at step `warmup` to 0 at step `total`"
-                require(isinstance(got, (int, float)) and math.isclose(got, reference(step), abs_tol=1e-12),
+                require(is_number(got) and math.isclose(got, reference(step), abs_tol=1e-12),
                         f"warmup={warmup}, total={total}, step {step}: got {got!r}, expected {reference(step)}: "
                         f"{hint}.")
         return "your schedule matches bertgen_mini.train.warmup_linear_decay."
@@ -32,8 +32,8 @@ def check_step_loss_prediction(predicted_loss) -> bool:
 
     token_losses = torch.cat([torch.full((10,), 2.0), torch.full((30,), 1.0)])   # every label token of the step
     truth = lambda: round(float(token_losses.sum() / token_losses.numel()), 4)
-    hint = lambda guess, truth: ("That is the mean of the two means, which weighs a token of the small micro-batch "
-                                 "three times as much as one of the large." if math.isclose(guess, 1.5) else None)
+    hint = {1.5: "That is the mean of the two means, which weighs a token of the small micro-batch three times as "
+                 "much as one of the large."}
     return check_prediction("05.2", predicted_loss, truth, "The step divides the sum over all its label tokens by "
                             "their number N: every token weighs the same, whichever micro-batch it is in.",
                             close=1e-3, hint=hint)
@@ -51,8 +51,8 @@ def check_shard_prediction(predicted_batches) -> bool:
                                shuffle=False, rank=1, world_size=2)
         return len(shard.batch_indices())
 
-    hint = lambda guess, truth: ("That is every batch of the epoch: the two processes share them." if guess == 8
-                                 else "That counts pairs, not batches." if guess == 32 else None)
+    hint = {8: "That is every batch of the epoch: the two processes share them.",
+            32: "That counts pairs, not batches."}
     return check_prediction("05.4", predicted_batches, batches_of_rank_1, "64 pairs make 8 batches of 8; "
                             "each of the 2 processes takes every 2nd batch.", hint=hint)
 

@@ -42,8 +42,7 @@ def check_top_p_prediction(predicted_kept) -> bool:
 
     scores = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
     kept = lambda: int(torch.isfinite(keep_top_p(scores, 0.75)).sum())   # a blocked token's score is -inf
-    hint = lambda guess, truth: ("0.5 alone is below 0.75: the set must reach p, so it takes the next token too."
-                                 if guess == 1 else None)
+    hint = {1: "0.5 alone is below 0.75: the set must reach p, so it takes the next token too."}
     return check_prediction("06.2", predicted_kept, kept, "top_p keeps the smallest set of best tokens whose "
                             "probabilities add up to at least p.", hint=hint)
 

@@ -96,22 +96,20 @@ def projection_parameters(encoder_width: int = ENCODER_WIDTH, decoder_width: int
     return sum(p.numel() for p in pair.enc_to_dec_proj.parameters())
 
 
-def projection_hint(guess, truth) -> str | None:
-    """What a wrong count of enc_to_dec_proj's parameters most likely forgot."""
-    hints = {ENCODER_WIDTH * DECODER_WIDTH: "That is the weight alone: nn.Linear has a bias too, one per output.",
-             ENCODER_WIDTH * DECODER_WIDTH + ENCODER_WIDTH: "The bias has one entry per output: the decoder's width.",
-             ENCODER_WIDTH * ENCODER_WIDTH + ENCODER_WIDTH: "It maps the encoder's width to the decoder's, not onto "
-                                                            "itself.",
-             DECODER_WIDTH * DECODER_WIDTH + DECODER_WIDTH: "It maps the encoder's width to the decoder's, not onto "
-                                                            "itself."}
-    return hints.get(guess)
+NOT_ONTO_ITSELF = "It maps the encoder's width to the decoder's, not onto itself."
+PROJECTION_HINTS = {  # what a wrong count of enc_to_dec_proj's parameters most likely forgot
+    ENCODER_WIDTH * DECODER_WIDTH: "That is the weight alone: nn.Linear has a bias too, one per output.",
+    ENCODER_WIDTH * DECODER_WIDTH + ENCODER_WIDTH: "The bias has one entry per output: the decoder's width.",
+    ENCODER_WIDTH * ENCODER_WIDTH + ENCODER_WIDTH: NOT_ONTO_ITSELF,
+    DECODER_WIDTH * DECODER_WIDTH + DECODER_WIDTH: NOT_ONTO_ITSELF,
+}
 
 
 def check_projection_prediction(prediction) -> bool:
     """09.3 (predict): parameters of enc_to_dec_proj between MiniLM (384 wide) and the GPT-2 stand-in (64 wide)."""
     return check_prediction("09.3", prediction, projection_parameters,
                             f"enc_to_dec_proj is nn.Linear({ENCODER_WIDTH}, {DECODER_WIDTH}): a weight of "
-                            f"{DECODER_WIDTH} x {ENCODER_WIDTH} and a bias of {DECODER_WIDTH}.", hint=projection_hint)
+                            f"{DECODER_WIDTH} x {ENCODER_WIDTH} and a bias of {DECODER_WIDTH}.", hint=PROJECTION_HINTS)
 
 
 def check_other_checkpoints_answer(answer) -> bool:
