@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checks import check_lengths_fit
 from .data import load_wikisplit
 from .devices import pick_device, ready_for_inference
 from .files import atomic_write_text, check_writable, checkpoint_dir
@@ -57,12 +58,7 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
                         ("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
         if value is not None and value < 1:
             raise ValueError(f"{name}={value}: must be at least 1.")
-    for name, value, half in (("max_source_len", max_source_len, "encoder"), ("max_new_tokens", max_new_tokens,
-                                                                              "decoder")):
-        positions = getattr(model, half).config.max_position_embeddings
-        if value is not None and value > positions:  # caught now, not when the first long source comes
-            raise ValueError(f"{name} (--{name.replace('_', '-')} {value}) is more than the {half}'s {positions} "
-                             f"positions: pass at most {positions}.")
+    check_lengths_fit(model, max_source_len, max_new_tokens, "--max-new-tokens")  # now, not at the first long source
     if max_source_len is None:
         max_source_len = min(EVAL_MAX_LEN, model.encoder.config.max_position_embeddings)
     if max_new_tokens is None:
