@@ -40,7 +40,7 @@ from .files import atomic_write_text
 from .metrics import score_all
 from .recipes import ALL_RECIPES, PRESETS, RECIPES, VOCABULARY, build_tokenizers, halves
 from .tokenizer_wordpiece import BertTokenizer
-from .train import LOG_NAME, TrainConfig, checkpoints, train
+from .train import TrainConfig, checkpoints, read_log, train
 from .paths import default_bert_dir
 
 BASELINE = "copy"  # the row for "predict the source unchanged": the bar every model must clear
@@ -184,16 +184,6 @@ def quick_bert(bert_dir, run_dir, settings: dict, data_dir=None) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------- one run
-
-def read_log(output_dir) -> list[dict]:
-    """log.jsonl of a run, one record per (step, kind): a resumed run logs again the steps after its checkpoint,
-    and the later record wins."""
-    records = {}
-    for line in open(Path(output_dir) / LOG_NAME, encoding="utf-8"):
-        record = json.loads(line)
-        records[(record["step"], "loss" in record)] = record
-    return [records[key] for key in sorted(records)]
-
 
 def copy_baseline(task: str, tokenizer, rows: int, data_dir=None) -> dict:
     """The scores of predicting every source unchanged on the first `rows` validation pairs of `task`, sources and

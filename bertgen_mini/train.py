@@ -218,6 +218,16 @@ def checkpoints(output_dir) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def read_log(output_dir) -> list[dict]:
+    """log.jsonl of a run, one record per (step, kind): a resumed run logs again the steps after its checkpoint,
+    and the later record wins."""
+    records = {}
+    for line in open(Path(output_dir) / LOG_NAME, encoding="utf-8"):
+        record = json.loads(line)
+        records[(record["step"], "loss" in record)] = record
+    return [records[key] for key in sorted(records)]
+
+
 def refuse_legacy_state(output_dir) -> None:
     """A checkpoint of an older version holds trainer_state.pt, a pickle: say how to continue instead of reading it."""
     for folder in Path(output_dir).glob("checkpoint-*"):
