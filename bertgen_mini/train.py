@@ -748,9 +748,11 @@ def train(config: TrainConfig):
     with folder_lock(config.output_dir) if rank == 0 else nullcontext():
         # each half's vocabulary, WikiSplit's <::::> added as one token
         tokenizer, target_tokenizer = build_tokenizers(config.recipe, config.bert_dir, config.roberta, config.gpt2)
-        model = build_model(config.recipe, config.bert_dir, config.cross_init, config.dropout, config.seed,
-                            verbose=config.progress and rank == 0, tokenizer=tokenizer, roberta_dir=config.roberta,
-                            gpt2_dir=config.gpt2, target_tokenizer=target_tokenizer)
+        # the weights from the folders fetched above, the ones run_inputs hashes (tokenizers: their own files)
+        model = build_model(config.recipe, local.get("bert", local.get("rnd")), config.cross_init, config.dropout,
+                            config.seed, verbose=config.progress and rank == 0, tokenizer=tokenizer,
+                            roberta_dir=local.get("roberta"), gpt2_dir=local.get("gpt"),
+                            target_tokenizer=target_tokenizer)
         check_lengths_fit(model, config.max_source_len, config.max_target_len, recipe=config.recipe)
         pairs = load_wikisplit(config.train_split, config.data_dir, config.task)
         pairs = pairs[:config.train_rows] if config.train_rows else pairs
