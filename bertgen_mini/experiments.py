@@ -268,14 +268,17 @@ def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RE
     def replace_row(row):  # the row of (task, recipe), whatever an earlier sweep wrote there, then the file
         rows[:] = [r for r in rows if (r["task"], r["recipe"]) != (row["task"], row["recipe"])] + [row]
         write_rows(results_csv, rows, RESULT_COLUMNS)
+    writers = {}  # {baseline: the target tokenizer of the first recipe read against it}, each built once
+    for baseline in baselines:
+        if any((task, baseline) not in done for task in tasks):
+            recipe = next(r for r in recipes if baseline_name(r) == baseline)
+            folders = recipe_folders(recipe, bert_dir, roberta, gpt2)
+            writers[baseline] = build_tokenizers(recipe, folders["bert_dir"], folders["roberta"], folders["gpt2"])[1]
     for task in tasks:
         for baseline in baselines:
-            if (task, baseline) not in done:  # the target tokenizer of the first recipe read against it
-                recipe = next(r for r in recipes if baseline_name(r) == baseline)
-                folders = recipe_folders(recipe, bert_dir, roberta, gpt2)
-                target = build_tokenizers(recipe, folders["bert_dir"], folders["roberta"], folders["gpt2"])[1]
-                replace_row({**copy_baseline(task, target, settings["final_rows"], data_dir), "recipe": baseline,
-                             "settings": made_by})
+            if (task, baseline) not in done:
+                replace_row({**copy_baseline(task, writers[baseline], settings["final_rows"], data_dir),
+                             "recipe": baseline, "settings": made_by})
         for recipe in recipes:
             if (task, recipe) in done:
                 continue
