@@ -424,7 +424,7 @@ class Trainer:
         self.device = pick_device()
         self.model = model.to(self.device)
         if config.speed and not config.compile:
-            speed.apply(model, self.device)  # the one place speed is switched on; nothing to swap on CUDA
+            speed.apply(model, self.device)  # the one place training switches speed on; nothing to swap on CUDA
         # DDP averages gradients over processes; the loss below is scaled so the average is the big-batch gradient.
         self.ddp = torch.nn.parallel.DistributedDataParallel(model) if self.world_size > 1 else None
         self.step_model = speed.compile(self.ddp or model) if config.compile else self.ddp or model
