@@ -231,3 +231,16 @@ def check_loss(loss) -> None:
         raise FloatingPointError(f"The loss is {float(loss)}: the model's weights or inputs hold NaN or infinite "
                                  "values (find them with torch.isfinite(p).all() per parameter), or no label is "
                                  "scored (every label is -100).")
+
+
+def check_lengths_fit(model, source_len, target_len, target_flag: str = "--max-target-len", recipe=None) -> None:
+    """Refuse a source or target length (None: not given, not checked) longer than the position table of the half
+    that reads it (a GPT-2 stand-in may have 128 positions), naming its flag (`target_flag`: the target's, e.g.
+    evaluate's --max-new-tokens) and the `recipe` whose checkpoint it is: caught before anything runs, not in the
+    first long batch."""
+    for flag, length, half in (("--max-source-len", source_len, "encoder"), (target_flag, target_len, "decoder")):
+        positions = getattr(model, half).config.max_position_embeddings
+        if length is not None and length > positions:
+            whose = f" (the {recipe} checkpoint's)" if recipe else ""
+            raise ValueError(f"{flag} {length} is more than the {half}'s {positions} positions{whose}: "
+                             f"pass at most {positions}.")

@@ -211,12 +211,20 @@ def _token_ids(encoded) -> list[list[int]]:
     return [list(ids) for ids in (encoded["input_ids"] if isinstance(encoded, Mapping) else encoded)]
 
 
-def _end_of_sequence_id(tokenizer) -> int:
-    """The id that ends every target: eos_token_id, else sep_token_id (BERT vocabularies have no [EOS])."""
+def end_of_sequence_id(vocabulary) -> int | None:
+    """The id that ends every target, and the model config's eos_token_id (recipes.special_ids): the id the
+    tokenizer itself closes a text with, BERT's [SEP] (102 in bert-base, as transformers' bert2bert sets it) and
+    RoBERTa's </s>, also where a WordPiece tokenizer is given eos_token="</s>" as the paper's WMT model cards do;
+    else eos_token_id (sentencepiece's </s>, not its sep <::::>; GPT-2's <|endoftext|>; a checkpoint's config),
+    else sep_token_id; None with none of them. `vocabulary`: a tokenizer, or a checkpoint's config."""
+    closes = getattr(vocabulary, "build_inputs_with_special_tokens", None)
+    written = closes([]) if callable(closes) else []  # BERT: [CLS, SEP]; RoBERTa: [<s>, </s>]; others: []
+    if written and written[-1] is not None:
+        return written[-1]
     for name in ("eos_token_id", "sep_token_id"):
-        if getattr(tokenizer, name, None) is not None:
-            return getattr(tokenizer, name)
-    raise ValueError("The tokenizer has neither eos_token_id nor sep_token_id: targets need an end-of-sequence id.")
+        if getattr(vocabulary, name, None) is not None:
+            return getattr(vocabulary, name)
+    return None
 
 
 @dataclass
@@ -253,7 +261,9 @@ def encode_pairs(pairs: Sequence[Pair], tokenizer, max_source_len: int, max_targ
         raise ValueError(f"Sources at positions {empty[:10]} encode to no tokens: remove them before batching.")
 
     target_tokenizer = tokenizer if target_tokenizer is None else target_tokenizer
-    end_id = _end_of_sequence_id(target_tokenizer)
+    end_id = end_of_sequence_id(target_tokenizer)
+    if end_id is None:
+        raise ValueError("The tokenizer has neither eos_token_id nor sep_token_id: targets need an end-of-sequence id.")
     targets = _token_ids(target_tokenizer(target_texts, add_special_tokens=False, truncation=False))
     labels = [ids[:max_target_len - 1] + [end_id] for ids in targets]
     report = TruncationReport(len(pairs), len(too_long), sum(len(ids) > max_target_len - 1 for ids in targets))

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checks import check_lengths_fit
 from .data import load_wikisplit
 from .devices import pick_device, ready_for_inference
 from .files import atomic_write_text, check_writable, checkpoint_dir
@@ -57,25 +58,21 @@ def predict(model, tokenizer, sources, batch_size: int = 32, max_source_len: int
                         ("max_new_tokens", max_new_tokens), ("num_beams", num_beams)):
         if value is not None and value < 1:
             raise ValueError(f"{name}={value}: must be at least 1.")
-    for name, value, half in (("max_source_len", max_source_len, "encoder"), ("max_new_tokens", max_new_tokens,
-                                                                              "decoder")):
-        positions = getattr(model, half).config.max_position_embeddings
-        if value is not None and value > positions:  # caught now, not when the first long source comes
-            raise ValueError(f"{name} (--{name.replace('_', '-')} {value}) is more than the {half}'s {positions} "
-                             f"positions: pass at most {positions}.")
+    check_lengths_fit(model, max_source_len, max_new_tokens, "--max-new-tokens")  # now, not at the first long source
     if max_source_len is None:
         max_source_len = min(EVAL_MAX_LEN, model.encoder.config.max_position_embeddings)
     if max_new_tokens is None:
         max_new_tokens = min(EVAL_MAX_LEN, model.decoder.config.max_position_embeddings)
     was_training = model.training
     model.eval()
+    writer = tokenizer if target_tokenizer is None else target_tokenizer
     predictions = []
     for start in tqdm(range(0, len(sources), batch_size), disable=not progress, unit="batch", desc="generating"):
         enc = tokenizer(list(sources[start:start + batch_size]), padding=True, truncation=True,
                         max_length=max_source_len, return_tensors="pt").to(model.device)
         out = model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                              num_beams=num_beams)  # (B, 1 + new), the start token first
-        predictions += decode(out, tokenizer if target_tokenizer is None else target_tokenizer)
+        predictions += decode(out, writer)
     model.train(was_training)
     return predictions
 
@@ -127,7 +124,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=at_least(1), default=32, help="sources generated together (default: 32)")
     parser.add_argument("--num-beams", type=at_least(1), default=1,
                         help="1: greedy search; more: beam search with that many beams (default: 1)")
-    parser.add_argument("--max-source-len", type=at_least(3), default=None, help=f"source tokens read, the rest cut (default: {EVAL_MAX_LEN})")
+    parser.add_argument("--max-source-len", type=at_least(3), default=None,
+                        help=f"source tokens read, the rest cut (default: {EVAL_MAX_LEN})")
     parser.add_argument("--max-new-tokens", type=at_least(1), default=None,
                         help=f"most tokens written for one source (default: {EVAL_MAX_LEN})")
     parser.add_argument("--output-dir", default=None, help="where predictions.jsonl and metrics.json go "

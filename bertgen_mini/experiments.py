@@ -40,7 +40,7 @@ from .files import atomic_write_text
 from .metrics import score_all
 from .recipes import ALL_RECIPES, PRESETS, RECIPES, VOCABULARY, build_tokenizers, halves
 from .tokenizer_wordpiece import BertTokenizer
-from .train import LOG_NAME, TrainConfig, checkpoints, train
+from .train import TrainConfig, checkpoints, read_log, train
 from .paths import default_bert_dir
 
 BASELINE = "copy"  # the row for "predict the source unchanged": the bar every model must clear
@@ -185,16 +185,6 @@ def quick_bert(bert_dir, run_dir, settings: dict, data_dir=None) -> Path:
 
 # ---------------------------------------------------------------------------------------------------- one run
 
-def read_log(output_dir) -> list[dict]:
-    """log.jsonl of a run, one record per (step, kind): a resumed run logs again the steps after its checkpoint,
-    and the later record wins."""
-    records = {}
-    for line in open(Path(output_dir) / LOG_NAME, encoding="utf-8"):
-        record = json.loads(line)
-        records[(record["step"], "loss" in record)] = record
-    return [records[key] for key in sorted(records)]
-
-
 def copy_baseline(task: str, tokenizer, rows: int, data_dir=None) -> dict:
     """The scores of predicting every source unchanged on the first `rows` validation pairs of `task`, sources and
     references as `tokenizer` (the target vocabulary) writes them back."""
@@ -278,14 +268,17 @@ def run_sweep(results_csv, run_dir, quick: bool = False, tasks=TASKS, recipes=RE
     def replace_row(row):  # the row of (task, recipe), whatever an earlier sweep wrote there, then the file
         rows[:] = [r for r in rows if (r["task"], r["recipe"]) != (row["task"], row["recipe"])] + [row]
         write_rows(results_csv, rows, RESULT_COLUMNS)
+    writers = {}  # {baseline: the target tokenizer of the first recipe read against it}, each built once
+    for baseline in baselines:
+        if any((task, baseline) not in done for task in tasks):
+            recipe = next(r for r in recipes if baseline_name(r) == baseline)
+            folders = recipe_folders(recipe, bert_dir, roberta, gpt2)
+            writers[baseline] = build_tokenizers(recipe, folders["bert_dir"], folders["roberta"], folders["gpt2"])[1]
     for task in tasks:
         for baseline in baselines:
-            if (task, baseline) not in done:  # the target tokenizer of the first recipe read against it
-                recipe = next(r for r in recipes if baseline_name(r) == baseline)
-                folders = recipe_folders(recipe, bert_dir, roberta, gpt2)
-                target = build_tokenizers(recipe, folders["bert_dir"], folders["roberta"], folders["gpt2"])[1]
-                replace_row({**copy_baseline(task, target, settings["final_rows"], data_dir), "recipe": baseline,
-                             "settings": made_by})
+            if (task, baseline) not in done:
+                replace_row({**copy_baseline(task, writers[baseline], settings["final_rows"], data_dir),
+                             "recipe": baseline, "settings": made_by})
         for recipe in recipes:
             if (task, recipe) in done:
                 continue

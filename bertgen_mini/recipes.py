@@ -44,7 +44,7 @@ import torch
 from .auto import AutoTokenizer
 from .checks import check_tokenizer_fits
 from .config import BertGenerationConfig
-from .data import SENTENCE_SEPARATOR
+from .data import SENTENCE_SEPARATOR, end_of_sequence_id
 from .encoder_decoder import EncoderDecoderModel
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .paths import default_bert_dir
@@ -227,11 +227,12 @@ def forget_pretrained(model: EncoderDecoderModel, half, prefix: str) -> None:
 def special_ids(vocabulary) -> tuple:
     """(start, end, pad) of a target vocabulary: a tokenizer, or without one a checkpoint's config. [CLS], [SEP],
     [PAD] for BERT; <s>, </s>, <pad> for RoBERTa (its cls and sep, as its bos and eos); GPT-2's <|endoftext|> for
-    all three (no cls or sep: start = bos; no padding token: pad = eos)."""
+    all three (no cls or sep: start = bos; no padding token: pad = eos). The end is data.end_of_sequence_id, the
+    id encode_pairs ends every target's labels with."""
     def first(*names):
         ids = [getattr(vocabulary, name, None) for name in names]
         return next((i for i in ids if i is not None), None)
-    end, pad = first("sep_token_id", "eos_token_id"), first("pad_token_id")
+    end, pad = end_of_sequence_id(vocabulary), first("pad_token_id")
     return first("cls_token_id", "bos_token_id"), end, end if pad is None else pad
 
 

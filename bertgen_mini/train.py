@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 
 from . import speed
 from .checkpoint import load_state, read_json, read_state_dict, weights_file
-from .checks import check_field_types, check_tokenizer_fits, fits
+from .checks import check_field_types, check_lengths_fit, check_tokenizer_fits, fits
 from .devices import pick_device
 from .files import append_text, atomic_write, atomic_write_text, check_writable, file_sha256, folder_lock, regular_file
 from .recipes import ALL_RECIPES, CROSS_INITS, halves, save_tokenizers
@@ -216,6 +216,16 @@ def checkpoints(output_dir) -> list[Path]:
         elif (path / STATE_NAME).is_file():
             found.append((int(match[1]), path))
     return [path for _, path in sorted(found)]
+
+
+def read_log(output_dir) -> list[dict]:
+    """log.jsonl of a run, one record per (step, kind): a resumed run logs again the steps after its checkpoint,
+    and the later record wins."""
+    records = {}
+    for line in open(Path(output_dir) / LOG_NAME, encoding="utf-8"):
+        record = json.loads(line)
+        records[(record["step"], "loss" in record)] = record
+    return [records[key] for key in sorted(records)]
 
 
 def refuse_legacy_state(output_dir) -> None:
@@ -414,7 +424,7 @@ class Trainer:
         self.device = pick_device()
         self.model = model.to(self.device)
         if config.speed and not config.compile:
-            speed.apply(model, self.device)  # the one place speed is switched on; nothing to swap on CUDA
+            speed.apply(model, self.device)  # the one place training switches speed on; nothing to swap on CUDA
         # DDP averages gradients over processes; the loss below is scaled so the average is the big-batch gradient.
         self.ddp = torch.nn.parallel.DistributedDataParallel(model) if self.world_size > 1 else None
         self.step_model = speed.compile(self.ddp or model) if config.compile else self.ddp or model
@@ -696,17 +706,6 @@ def check_output_dir(output_dir, checkpoint_dir, flag: str = "--bert-dir") -> No
                          "--output-dir, e.g. runs/bert2bert.")
 
 
-def check_lengths_fit(config: TrainConfig, model) -> None:
-    """Refuse source or target lengths longer than the position table of the half that reads them (a GPT-2 stand-in
-    may have 128 positions): caught before the first step, naming the flag, not in the first long batch."""
-    for flag, length, half, name in (("--max-source-len", config.max_source_len, model.encoder, "encoder"),
-                                     ("--max-target-len", config.max_target_len, model.decoder, "decoder")):
-        positions = half.config.max_position_embeddings
-        if length > positions:
-            raise ValueError(f"{flag} {length} is more than the {name}'s {positions} positions "
-                             f"(the {config.recipe} checkpoint's): pass at most {positions}.")
-
-
 def run_inputs(pairs, tokenizer, weights: dict, target_tokenizer=None) -> dict:
     """What identifies a run's inputs, as SHA-256 hex digests: the training pairs (their text, in order), the
     tokenizer's vocabulary (tokens in id order, its settings and a BPE's merges), the target tokenizer's where it is
@@ -749,10 +748,12 @@ def train(config: TrainConfig):
     with folder_lock(config.output_dir) if rank == 0 else nullcontext():
         # each half's vocabulary, WikiSplit's <::::> added as one token
         tokenizer, target_tokenizer = build_tokenizers(config.recipe, config.bert_dir, config.roberta, config.gpt2)
-        model = build_model(config.recipe, config.bert_dir, config.cross_init, config.dropout, config.seed,
-                            verbose=config.progress and rank == 0, tokenizer=tokenizer, roberta_dir=config.roberta,
-                            gpt2_dir=config.gpt2, target_tokenizer=target_tokenizer)
-        check_lengths_fit(config, model)
+        # the weights from the folders fetched above, the ones run_inputs hashes (tokenizers: their own files)
+        model = build_model(config.recipe, local.get("bert", local.get("rnd")), config.cross_init, config.dropout,
+                            config.seed, verbose=config.progress and rank == 0, tokenizer=tokenizer,
+                            roberta_dir=local.get("roberta"), gpt2_dir=local.get("gpt"),
+                            target_tokenizer=target_tokenizer)
+        check_lengths_fit(model, config.max_source_len, config.max_target_len, recipe=config.recipe)
         pairs = load_wikisplit(config.train_split, config.data_dir, config.task)
         pairs = pairs[:config.train_rows] if config.train_rows else pairs
         if config.drop_long:

@@ -29,7 +29,7 @@ from .encoder_decoder import EncoderDecoderModel
 from .files import atomic_write_text
 from .recipes import ADDED_TOKENS, PRESETS
 from .tokenizer_wordpiece import BertTokenizer
-from .train import LOG_NAME, TrainConfig, checkpoints, train
+from .train import LOG_NAME, TrainConfig, checkpoints, read_log, train
 
 
 class PaperCheckpoint(NamedTuple):
@@ -98,8 +98,7 @@ def record_scores(folder) -> dict | None:
     (evaluate.evaluate's keys, with the copy baseline's), the rows and decoding they were scored with, and the
     steps and seconds of training. Returns them, or None when the run logged no evaluation."""
     folder = Path(folder)
-    log = folder / LOG_NAME
-    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.is_file() else []
+    records = read_log(folder) if (folder / LOG_NAME).is_file() else []
     evaluations = [r for r in records if "eval_sari" in r]
     steps = [r for r in records if "loss" in r]
     if not evaluations or not steps:
@@ -118,7 +117,7 @@ def recorded_scores(preset: str | None = None, cache_dir=None) -> dict | None:
     training (see record_scores); None when there are none (not trained yet, or trained without a final
     evaluation)."""
     path = model_folder(preset or default_preset(), cache_dir) / METRICS_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def finetuned_bert2bert(quick: bool | None = None, cache_dir=None, verbose: bool = True, fast: bool = True):

@@ -4,7 +4,8 @@ import torch
 
 import bertgen_mini as bg
 from bertgen_mini.checkpoint import read_state_dict
-from bertgen_mini.recipes import PRESETS, RECIPES, build_model, build_tokenizer, param_groups
+from bertgen_mini.data import Pair, encode_pairs
+from bertgen_mini.recipes import PRESETS, RECIPES, build_model, build_tokenizer, param_groups, special_ids
 from bertgen_mini.tokenizer_wordpiece import BertTokenizer
 from bertgen_mini.train import TrainConfig, train
 from bertgen_mini.vocab import resize_token_embeddings
@@ -81,6 +82,22 @@ def test_special_tokens_come_from_the_vocabulary_and_dropout_can_be_switched_off
     model = build_model("bert2bert", tiny_bert, dropout=0.0, verbose=False)
     assert (model.config.decoder_start_token_id, model.config.eos_token_id, model.config.pad_token_id) == (2, 3, 0)
     assert model.encoder.config.hidden_dropout_prob == model.decoder.config.attention_probs_dropout_prob == 0.0
+
+
+def test_labels_end_with_the_models_end_id_when_a_wordpiece_tokenizer_also_names_an_eos(tiny_bert):
+    vocab = tiny_bert / "vocab.txt"  # the paper's WMT bert2bert cards pass eos_token="</s>", a word of their vocab
+    vocab.write_text(vocab.read_text(encoding="utf-8").replace("\nw0\n", "\n</s>\n"), encoding="utf-8")
+    tokenizer = BertTokenizer.from_pretrained(tiny_bert, eos_token="</s>")
+    assert tokenizer.eos_token_id not in (None, tokenizer.unk_token_id, tokenizer.sep_token_id)
+    model = build_model("bert2bert", tiny_bert, tokenizer=tokenizer, verbose=False)
+    _, labels, _ = encode_pairs([Pair("a b .", "a . b .")], tokenizer, 16, 16)
+    assert labels[0][-1] == model.config.eos_token_id == model.decoder.config.eos_token_id == 3  # [SEP], as BERT's
+
+
+def test_a_sentencepiece_target_ends_with_its_eos_not_its_sep_the_wikisplit_separator():
+    texts = [f"w{i} and w{i + 1} went home <::::> they slept ." for i in range(200)]
+    tokenizer = bg.BertGenerationTokenizer.train(texts, vocab_size=40)
+    assert tokenizer.sep_token == "<::::>" and special_ids(tokenizer) == (tokenizer.bos_token_id, 1, 0)  # </s>
 
 
 def test_param_groups_split_new_from_pretrained_and_skip_decay_on_norms(tiny_bert):
