@@ -96,7 +96,7 @@ class ByteLevelBPETokenizer(Tokenizer):
         if self.merges_file is None:
             self.ids_to_tokens, merges, where = _read_tokenizer_json(self.vocab_file)
         else:
-            self.ids_to_tokens = _read_vocab_json(self.vocab_file)
+            self.ids_to_tokens = _tokens_in_id_order(read_json(self.vocab_file), self.vocab_file)
             merges, where = _read_merges_txt(self.merges_file)
         self.vocab = {token: i for i, token in enumerate(self.ids_to_tokens)}
         self.merge_ranks = _rank_merges(merges, self.vocab, where)  # (left, right) -> rank, 0 = merged first
@@ -266,12 +266,9 @@ def _find_files(owner, path: Path, merges_file):
     return path, merges
 
 
-def _read_vocab_json(path: Path) -> list:
-    """The tokens of a vocab.json ({token: id}) in id order; the ids must be 0..n-1, each once."""
-    return _tokens_in_id_order(read_json(path), path)
-
-
 def _tokens_in_id_order(vocab, source) -> list:
+    """The tokens of a vocabulary ({token: id}, as vocab.json holds it) in id order; the ids must be 0..n-1, each
+    once. source: the file, for errors."""
     if not isinstance(vocab, dict) or not all(type(i) is int for i in vocab.values()):
         raise ValueError(f"{source} must map each token (a string) to its id (an integer), as GPT-2's vocab.json does")
     tokens = [None] * len(vocab)
