@@ -94,12 +94,14 @@ class ByteLevelBPETokenizer(Tokenizer):
         `decode`."""
         self.vocab_file, self.merges_file = _find_files(type(self).__name__, Path(vocab_file), merges_file)
         if self.merges_file is None:
-            self.ids_to_tokens, merges, where = _read_tokenizer_json(self.vocab_file)
+            self.ids_to_tokens, merges = _read_tokenizer_json(self.vocab_file)
+            first_line = None  # tokenizer.json's merges are not lines: errors name their rank
         else:
             self.ids_to_tokens = _tokens_in_id_order(read_json(self.vocab_file), self.vocab_file)
-            merges, where = _read_merges_txt(self.merges_file)
+            merges, first_line = _read_merges_txt(self.merges_file)
         self.vocab = {token: i for i, token in enumerate(self.ids_to_tokens)}
-        self.merge_ranks = _rank_merges(merges, self.vocab, where)  # (left, right) -> rank, 0 = merged first
+        # (left, right) -> rank, 0 = merged first
+        self.merge_ranks = _rank_merges(merges, self.vocab, self.merges_file or self.vocab_file, first_line)
         codecs.lookup_error(errors)  # an unknown name fails here, not at the first decode
         self.errors, self.add_prefix_space = errors, add_prefix_space
         self._word_cache = {}  # pre-tokenized word -> its BPE tokens
@@ -284,7 +286,7 @@ def _tokens_in_id_order(vocab, source) -> list:
 
 def _read_merges_txt(path: Path):
     """The merge pairs of a merges.txt in rank order, one `left right` pair a line after an optional `#version` line,
-    and for each the line it came from (for errors)."""
+    and the line number of the first pair (2 after a `#version` line; merge r is on line first_line + r)."""
     try:
         lines = read_text(path).split("\n")  # not splitlines(): only \n ends a line, as in Rust
     except UnicodeDecodeError as err:
@@ -292,22 +294,20 @@ def _read_merges_txt(path: Path):
             from None
     if lines[-1] == "":
         lines.pop()
-    merges, where = [], []
-    for number, line in enumerate(lines, 1):
+    first_line = 2 if lines and lines[0].startswith("#version") else 1
+    merges = []
+    for number, line in enumerate(lines[first_line - 1:], first_line):
         line = line.removesuffix("\r")
-        if number == 1 and line.startswith("#version"):
-            continue
         pair = line.split(" ")
         if len(pair) != 2:
             raise ValueError(f"{path}, line {number}: {line[:60]!r} is not a merge: each line holds two tokens and "
                              "one space between them.")
         merges.append(tuple(pair))
-        where.append(f"{path}, line {number}")
-    return merges, where
+    return merges, first_line
 
 
 def _read_tokenizer_json(path: Path):
-    """Tokens in id order, merge pairs and where each came from, out of a tokenizer.json holding GPT-2's byte-level
+    """Tokens in id order and merge pairs in rank order, out of a tokenizer.json holding GPT-2's byte-level
     BPE (anything else is refused, naming the setting that differs)."""
     spec = read_json(path)
     model = spec.get("model") if isinstance(spec, dict) else None
@@ -332,18 +332,19 @@ def _read_tokenizer_json(path: Path):
     bad = next((rank for rank, merge in enumerate(merges) if len(merge) != 2), None)
     if bad is not None:
         raise ValueError(f"{path}: merge {bad} ({merges[bad]!r}) is not a pair of tokens")
-    where = [f"{path}, merge {rank}" for rank in range(len(merges))]
-    return _tokens_in_id_order(model.get("vocab"), path), merges, where
+    return _tokens_in_id_order(model.get("vocab"), path), merges
 
 
-def _rank_merges(merges: list, vocab: dict, where: list) -> dict:
+def _rank_merges(merges: list, vocab: dict, source, first_line=None) -> dict:
     """{(left, right): rank} for the merges in rank order, after checking that both tokens of each pair and their
     join are in the vocabulary (vocab.json and merges.txt of different tokenizers fail here). A pair listed twice
-    keeps its last rank, as in transformers."""
-    for (left, right), source in zip(merges, where):
+    keeps its last rank, as in transformers. source: the file, for errors, which name the line of merges.txt
+    (`first_line`: merge 0's) or the rank of tokenizer.json's merge (first_line None)."""
+    for rank, (left, right) in enumerate(merges):
         missing = next((token for token in (left, right, left + right) if token not in vocab), None)
         if missing is not None:
-            raise ValueError(f"{source}: the merge {left!r} + {right!r} needs {missing!r}, which is not in the "
+            at = f"merge {rank}" if first_line is None else f"line {first_line + rank}"
+            raise ValueError(f"{source}, {at}: the merge {left!r} + {right!r} needs {missing!r}, which is not in the "
                              "vocabulary. Are vocab.json and merges.txt from the same checkpoint?")
     return {merge: rank for rank, merge in enumerate(merges)}
 
