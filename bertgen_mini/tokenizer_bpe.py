@@ -48,6 +48,12 @@ from .tokenizer_base import Tokenizer
 MERGES_FILE = "merges.txt"
 TOKENIZER_FILE = "tokenizer.json"  # the Rust library's one-file form, which transformers 5 saves
 _WORD_CACHE_SIZE = 500_000
+# tokenizer.json's fields ("model.type": the "type" of its "model" entry) that make GPT-2's byte-level BPE, and the
+# values GPT-2's may have there, its own first (None: left out); a file with another value is refused
+GPT2_BPE = {"model.type": ("BPE",), "model.dropout": (None,), "model.byte_fallback": (False, None),
+            "model.ignore_merges": (False, None), "model.continuing_subword_prefix": ("", None),
+            "model.end_of_word_suffix": ("", None), "normalizer.type": (None,), "pre_tokenizer.type": ("ByteLevel",),
+            "pre_tokenizer.use_regex": (True, None)}
 # GPT-2's pre-tokenizing pattern (step 2 of the module docstring); \p{L} letters, \p{N} digits
 GPT2_PATTERN = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
@@ -313,19 +319,10 @@ def _read_tokenizer_json(path: Path):
     model = spec.get("model") if isinstance(spec, dict) else None
     if not isinstance(model, dict):
         raise ValueError(f"{path} has no 'model' entry: it is not a tokenizer.json written by transformers/tokenizers")
-    pre_tokenizer = spec.get("pre_tokenizer") or {}
-    found = {"model.type": model.get("type"), "model.dropout": model.get("dropout"),
-             "model.byte_fallback": model.get("byte_fallback", False),
-             "model.ignore_merges": model.get("ignore_merges", False),
-             "model.continuing_subword_prefix": model.get("continuing_subword_prefix") or "",
-             "model.end_of_word_suffix": model.get("end_of_word_suffix") or "", "normalizer": spec.get("normalizer"),
-             "pre_tokenizer.type": pre_tokenizer.get("type"),
-             "pre_tokenizer.use_regex": pre_tokenizer.get("use_regex", True)}
-    gpt2 = {"model.type": "BPE", "model.dropout": None, "model.byte_fallback": False, "model.ignore_merges": False,
-            "model.continuing_subword_prefix": "", "model.end_of_word_suffix": "", "normalizer": None,
-            "pre_tokenizer.type": "ByteLevel", "pre_tokenizer.use_regex": True}
-    odd = [f"{name}={value!r}" for name, value in found.items() if value != gpt2[name]]
+    found = {name: (spec.get(name.split(".")[0]) or {}).get(name.split(".")[1]) for name in GPT2_BPE}
+    odd = [f"{name}={found[name]!r}" for name, values in GPT2_BPE.items() if found[name] not in values]
     if odd:
+        gpt2 = ", ".join(f"{name}={values[0]!r}" for name, values in GPT2_BPE.items())
         raise ValueError(f"{path} is not GPT-2's byte-level BPE ({', '.join(odd)}; GPT-2 has {gpt2}), so GPT2Tokenizer "
                          "and RobertaTokenizer cannot reproduce it.")
     merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in model.get("merges", [])]
