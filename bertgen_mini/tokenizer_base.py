@@ -436,7 +436,6 @@ def _truncate(parts: list, budget: int) -> list:
     return [first[:keep[0]], second[:keep[1]]]
 
 
-
 def read_saved_settings(path) -> dict:
     """The settings in a tokenizer's JSON file (tokenizer_config.json, special_tokens_map.json), {} when there is
     none. One that is there but cannot be read (a dangling link, a folder, a FIFO, damaged JSON) is an error, not
