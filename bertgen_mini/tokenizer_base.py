@@ -98,9 +98,8 @@ class Tokenizer:
     mask_token_id = _special_id("mask_token")
 
     def __init__(self, model_max_length=None, clean_up_tokenization_spaces=False, **special_tokens):
-        """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str, None, or a token as
-        transformers saves it, {"content": str, "lstrip": bool, ...}); call it after the subclass has loaded its
-        vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
+        """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str or None); call it after the
+        subclass has loaded its vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
         self.model_max_length = model_max_length  # the length truncation=True / padding="max_length" default to
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self._added_tokens = {}  # token -> id, for tokens after the vocabulary: special tokens it lacks, add_tokens
@@ -109,8 +108,6 @@ class Tokenizer:
         self._lstrip, self._rstrip = set(), set()  # special or added tokens that swallow the whitespace before / after
         for name in SPECIAL_TOKEN_NAMES:
             token = special_tokens.pop(name, None)
-            if isinstance(token, dict):
-                token = self._take_flags(token, f"{name}={token}")
             setattr(self, name, token)
             if token is not None and token not in self._added_tokens and not self._in_vocab(token):
                 self._added_tokens[token] = self.vocab_size + len(self._added_tokens)
