@@ -35,7 +35,6 @@ current use is unaffected.
 import codecs
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 
@@ -43,10 +42,9 @@ import regex
 
 from .checkpoint import read_json
 from .files import atomic_write_text, read_text
-from .tokenizer_base import Tokenizer
+from .tokenizer_base import TOKENIZER_FILE, Tokenizer
 
 MERGES_FILE = "merges.txt"
-TOKENIZER_FILE = "tokenizer.json"  # the Rust library's one-file form, which transformers 5 saves
 _WORD_CACHE_SIZE = 500_000
 # tokenizer.json's fields ("model.type": the "type" of its "model" entry) that make GPT-2's byte-level BPE, and the
 # values GPT-2's may have there, its own first (None: left out); a file with another value is refused
@@ -116,15 +114,6 @@ class ByteLevelBPETokenizer(Tokenizer):
             warnings.warn(f"{self.vocab_file} has no token for the bytes {missing[:8]}{'...' if missing[8:] else ''}: "
                           "text holding them loses those bytes when encoded (as in transformers).", stacklevel=2)
         super().__init__(model_max_length, False, **special_tokens)
-
-    @classmethod
-    def _older_added_tokens(cls, folder: Path) -> dict:
-        """The added tokens of tokenizer.json (as transformers 5 saves them) as {id: {"content": ..., "lstrip": ...}}:
-        read where tokenizer_config.json lists none, as transformers reads them."""
-        if not os.path.lexists(folder / TOKENIZER_FILE):
-            return {}
-        added = read_json(folder / TOKENIZER_FILE).get("added_tokens", [])
-        return {str(entry["id"]): entry for entry in added}
 
     @property
     def vocab_size(self) -> int:
