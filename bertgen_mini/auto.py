@@ -3,8 +3,8 @@
 1. the class tokenizer_config.json names (`tokenizer_class`; transformers' "...Fast" variants are the same class);
 2. else the class config.json names (`tokenizer_class`);
 3. else the tokenizer of config.json's `model_type` (an encoder-decoder's: its encoder's);
-4. else the vocabulary files present (`spiece.model`: sentencepiece, `vocab.txt`: WordPiece, `vocab.json` +
-   `merges.txt`: GPT-2's byte-level BPE);
+4. else the vocabulary file present (`spiece.model`: sentencepiece, `vocab.txt`: WordPiece, `vocab.json`: GPT-2's
+   byte-level BPE);
 5. else an error that lists what is supported.
 
 TOKENIZERS is the one table to extend when a tokenizer class joins the package.
@@ -18,12 +18,13 @@ from .tokenizer_bpe import GPT2Tokenizer, RobertaTokenizer
 from .tokenizer_sentencepiece import BertGenerationTokenizer
 from .tokenizer_wordpiece import BertTokenizer
 
-# class name (as tokenizer_config.json writes it) -> (class, config.json model types it serves, its vocabulary files)
+# class name (as tokenizer_config.json writes it) -> (class, config.json model types it serves); each class names its
+# own files (`vocab_file_name`, `other_files`)
 TOKENIZERS = {
-    "BertTokenizer": (BertTokenizer, ("bert",), ("vocab.txt",)),
-    "BertGenerationTokenizer": (BertGenerationTokenizer, ("bert-generation",), ("spiece.model",)),
-    "GPT2Tokenizer": (GPT2Tokenizer, ("gpt2",), ("vocab.json", "merges.txt")),
-    "RobertaTokenizer": (RobertaTokenizer, ("roberta",), ("vocab.json", "merges.txt")),
+    "BertTokenizer": (BertTokenizer, ("bert",)),
+    "BertGenerationTokenizer": (BertGenerationTokenizer, ("bert-generation",)),
+    "GPT2Tokenizer": (GPT2Tokenizer, ("gpt2",)),
+    "RobertaTokenizer": (RobertaTokenizer, ("roberta",)),
 }
 # Names that say "a tokenizer.json" but not which algorithm: the model type and the files decide instead
 GENERIC_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend", "PythonBackend")
@@ -38,7 +39,8 @@ class AutoTokenizer:
         bertgen_mini.hub), its class picked as the module docstring says. `overrides` go to that class's
         from_pretrained (pad_token="<pad>", eos_token="</s>", ...)."""
         settings = [CONFIG_NAME, TOKENIZER_CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME]
-        vocab_files = list(dict.fromkeys(name for *_, files in TOKENIZERS.values() for name in files))
+        vocab_files = list(dict.fromkeys(name for cls, _ in TOKENIZERS.values()
+                                         for name in (cls.vocab_file_name, *cls.other_files)))
         folder = resolve(name_or_folder, may=[*settings, *vocab_files], revision=revision,
                          local_files_only=local_files_only)
         return tokenizer_class(folder).from_pretrained(folder, **overrides)
@@ -57,14 +59,14 @@ def tokenizer_class(folder: Path):
         return TOKENIZERS[name][0]
     if isinstance(config.get("encoder"), dict):  # an encoder-decoder reads its source with the encoder's tokenizer
         config = config["encoder"]
-    for cls, model_types, _ in TOKENIZERS.values():
+    for cls, model_types in TOKENIZERS.values():
         if config.get("model_type") in model_types:
             return cls
-    for cls, _, files in TOKENIZERS.values():
-        if all((folder / name).is_file() for name in files):
+    for cls, _ in TOKENIZERS.values():
+        if (folder / cls.vocab_file_name).is_file():
             return cls
-    supported = "; ".join(f"{name} ({' + '.join(files)}, model_type {' or '.join(types)})"
-                          for name, (_, types, files) in TOKENIZERS.items())
+    supported = "; ".join(f"{name} ({cls.vocab_file_name}, model_type {' or '.join(types)})"
+                          for name, (cls, types) in TOKENIZERS.items())
     raise ValueError(f"Cannot tell which tokenizer {folder} holds: no tokenizer_class in tokenizer_config.json, no "
                      f"model_type this package knows in config.json ({config.get('model_type')!r}), and no "
                      f"vocabulary file it reads (it holds {sorted(p.name for p in folder.iterdir())[:10]}). "

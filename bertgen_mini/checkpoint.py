@@ -36,10 +36,11 @@ GENERATION_CONFIG_NAME = "generation_config.json"
 # The weights, in transformers' order of preference: one file, or an index naming the shards (each read alike)
 WEIGHT_FILES = (WEIGHTS_NAME, "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKEN_IDS = ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
-# Parts of a BERT checkpoint BertGeneration has no place for by design: warm-starting drops them (Rothe et al.).
-# GPT-2 checkpoints may store each attention's causal mask (`attn.bias`, `attn.masked_bias`): buffers, not weights.
-BERT_ONLY = re.compile(r"(embeddings\.token_type_embeddings|pooler|cls)\."
-                       r"|h\.\d+\.(attn|crossattention)\.(masked_)?bias$")
+# Tensors a checkpoint may hold that these models have no place for by design, so a strict load does not refuse them:
+# BERT's that BertGeneration does not use (warm-starting drops them, Rothe et al.), and the causal mask GPT-2
+# checkpoints may store in each attention (`attn.bias`, `attn.masked_bias`): buffers, not weights.
+UNUSED_BY_DESIGN = re.compile(r"(embeddings\.token_type_embeddings|pooler|cls)\."
+                              r"|h\.\d+\.(attn|crossattention)\.(masked_)?bias$")
 SUPPORTED_MODEL_TYPES = ("bert", "bert-generation", "roberta")
 # What users most often pass by mistake, by the name their config.json gives them
 KNOWN_MODEL_TYPES = {"gpt2": "GPT-2", "xlm-roberta": "XLM-RoBERTa", "distilbert": "DistilBERT",
@@ -271,7 +272,7 @@ def load_state(model: torch.nn.Module, tensors: dict, source: str, prefix: str =
             continue  # a tied alias: reported once, under its first name
         seen.add(id(target))
         (report.loaded if id(target) in loaded_ids else report.new).append(name)
-    unexpected = [n for n in report.unused if not BERT_ONLY.match(canonical_name(n.removeprefix(prefix)))]
+    unexpected = [n for n in report.unused if not UNUSED_BY_DESIGN.match(canonical_name(n.removeprefix(prefix)))]
     if strict and unexpected:
         parts = sorted({module_group(n) for n in unexpected})
         raise ValueError(

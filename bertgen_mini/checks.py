@@ -202,15 +202,17 @@ def check_tokenizer_fits(tokenizer, model, target_tokenizer=None) -> None:
     vocabulary: with fewer, the model can write ids the tokenizer cannot read (a <::::> not added, an older
     vocab.txt); with more, the text holds ids the model has no row for. target_tokenizer: the decoder's, where the
     halves read different vocabularies (bert2gpt); default `tokenizer`."""
-    pairs = [("tokenizer", "", model, tokenizer)]  # (which tokenizer, which half, the half, the tokenizer)
     if hasattr(model, "encoder") and hasattr(model, "decoder"):
-        pairs = [("tokenizer", "", model.encoder, tokenizer), ("tokenizer", "", model.decoder, tokenizer)]
-        if target_tokenizer is not None:
-            pairs = [("source tokenizer", "encoder ", model.encoder, tokenizer),
-                     ("target tokenizer", "decoder ", model.decoder, target_tokenizer)]
-    for name, which, half, tokenizer in pairs:
-        if len(tokenizer) != half.config.vocab_size:
-            raise ValueError(f"The {name} has {len(tokenizer)} tokens but the model's {which}vocabulary has "
+        target = tokenizer if target_tokenizer is None else target_tokenizer  # not `or`: a tokenizer has a len()
+        halves = [("encoder", model.encoder, tokenizer), ("decoder", model.decoder, target)]
+    else:
+        halves = [("model", model, tokenizer)]
+    for which, half, tok in halves:
+        if len(tok) != half.config.vocab_size:
+            name, part = "tokenizer", ""
+            if target_tokenizer is not None and which != "model":  # two tokenizers: say which, and whose half
+                name, part = ("source " if which == "encoder" else "target ") + name, which + " "
+            raise ValueError(f"The {name} has {len(tok)} tokens but the model's {part}vocabulary has "
                              f"{half.config.vocab_size}: they do not belong together. Load the tokenizer saved with "
                              "this model (its folder's vocab.txt and tokenizer_config.json, with the added tokens), or "
                              "resize the model to len(tokenizer) (bertgen_mini.vocab.resize_token_embeddings).")

@@ -23,11 +23,12 @@ from .config import BertGenerationConfig
 from .gpt2 import GPT2Config, GPT2LMHeadModel
 from .model import BertGenerationEncoder
 from .roberta import position_offset
-from .tokenizer_bpe import MERGES_FILE
+from .tokenizer_bpe import MERGES_FILE, ByteLevelBPETokenizer
 
-VOCAB_FILE = "vocab.json"
+VOCAB_FILE = ByteLevelBPETokenizer.vocab_file_name
 GPT2_SPECIALS = ("<|endoftext|>",)                             # GPT-2's one special token
-ROBERTA_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's, ids 0-4 as in roberta-base
+# RoBERTa's, which the trainer puts at ids 0-4: roberta-base has the first four there, and <mask> last (50264)
+ROBERTA_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
 def train_byte_level_bpe(texts, folder, vocab_size: int = 2000, special_tokens=GPT2_SPECIALS,

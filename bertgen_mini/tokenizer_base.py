@@ -21,8 +21,8 @@ them in tokenizer_config.json's `added_tokens_decoder` (id -> token and flags), 
 
 A special or added token may also swallow the whitespace beside it, as transformers' `AddedToken(lstrip=True)` and
 `rstrip=True` do: RoBERTa's `<mask>` (lstrip) takes the spaces before it, so "a <mask>" encodes like "a<mask>". The
-flags come from the files (tokenizer_config.json's `added_tokens_decoder`, or a special token saved as
-`{"content": ..., "lstrip": ...}`) and are saved again.
+flags come from the files (tokenizer_config.json's `added_tokens_decoder`, tokenizer.json's `added_tokens`, or a
+special token saved as `{"content": ..., "lstrip": ...}`) and are saved again.
 """
 import inspect
 import json
@@ -41,6 +41,7 @@ from .hub import is_hub_id, resolve
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 CONFIG_NAME = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_NAME = "special_tokens_map.json"  # older checkpoints name their special tokens here
+TOKENIZER_FILE = "tokenizer.json"  # the Rust library's one-file form, which transformers 5 saves (for every family)
 # how an added token is matched, as transformers' AddedToken records it: in the text as written, anywhere in a word
 ADDED_TOKEN_FLAGS = {"lstrip": False, "rstrip": False, "single_word": False, "normalized": False}
 # what a token with lstrip / rstrip swallows: Unicode's White_Space characters (Rust's char::is_whitespace, which the
@@ -98,9 +99,8 @@ class Tokenizer:
     mask_token_id = _special_id("mask_token")
 
     def __init__(self, model_max_length=None, clean_up_tokenization_spaces=False, **special_tokens):
-        """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str, None, or a token as
-        transformers saves it, {"content": str, "lstrip": bool, ...}); call it after the subclass has loaded its
-        vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
+        """Register the special tokens (keyword names from SPECIAL_TOKEN_NAMES, values str or None); call it after the
+        subclass has loaded its vocabulary. Special tokens absent from the vocabulary get ids from vocab_size on."""
         self.model_max_length = model_max_length  # the length truncation=True / padding="max_length" default to
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self._added_tokens = {}  # token -> id, for tokens after the vocabulary: special tokens it lacks, add_tokens
@@ -109,8 +109,6 @@ class Tokenizer:
         self._lstrip, self._rstrip = set(), set()  # special or added tokens that swallow the whitespace before / after
         for name in SPECIAL_TOKEN_NAMES:
             token = special_tokens.pop(name, None)
-            if isinstance(token, dict):
-                token = self._take_flags(token, f"{name}={token}")
             setattr(self, name, token)
             if token is not None and token not in self._added_tokens and not self._in_vocab(token):
                 self._added_tokens[token] = self.vocab_size + len(self._added_tokens)
@@ -353,14 +351,16 @@ class Tokenizer:
         cache (revision, local_files_only: see bertgen_mini.hub)."""
         if is_hub_id(path):
             path = resolve(path, need=[(cls.vocab_file_name, *cls.other_files)],
-                           may=[*cls.other_files, CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME], revision=revision,
+                           may=list(dict.fromkeys([*cls.other_files, CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME,
+                                                   TOKENIZER_FILE])), revision=revision,
                            local_files_only=local_files_only)
         path = Path(path)
         saved = read_saved_settings(path / CONFIG_NAME)
-        if "added_tokens_decoder" not in saved:  # as transformers: the older files, read when the newer lacks tokens
+        if "added_tokens_decoder" not in saved:  # as transformers: the other files, read when this one lacks tokens
             older = read_saved_settings(path / SPECIAL_TOKENS_MAP_NAME)
             saved.update({name: token for name, token in older.items() if name in SPECIAL_TOKEN_NAMES})
-            saved["added_tokens_decoder"] = cls._older_added_tokens(path) if path.is_dir() else {}
+            added = read_saved_settings(path / TOKENIZER_FILE).get("added_tokens", [])  # transformers 5 keeps them
+            saved["added_tokens_decoder"] = {str(entry["id"]): entry for entry in added}
         known = inspect.signature(cls.__init__).parameters
         settings = {k: v for k, v in saved.items() if k in known and k != "self"}
         settings = checked_settings(settings, known, path / CONFIG_NAME)
@@ -370,12 +370,6 @@ class Tokenizer:
                 tokenizer._take_flags(saved[name], path / SPECIAL_TOKENS_MAP_NAME)
         tokenizer._restore_added_tokens(saved["added_tokens_decoder"], path / CONFIG_NAME)
         return tokenizer
-
-    @classmethod
-    def _older_added_tokens(cls, folder: Path) -> dict:
-        """Added tokens that a folder without tokenizer_config.json's `added_tokens_decoder` records elsewhere, in
-        that entry's form ({id: {"content": ..., ...}}); none by default."""
-        return {}
 
     def _restore_added_tokens(self, decoder: dict, source):
         """Add the tokens of a saved `added_tokens_decoder` ({id: {"content", "special", "lstrip", ...}}, as
@@ -436,11 +430,10 @@ def _truncate(parts: list, budget: int) -> list:
     return [first[:keep[0]], second[:keep[1]]]
 
 
-
 def read_saved_settings(path) -> dict:
-    """The settings in a tokenizer's JSON file (tokenizer_config.json, special_tokens_map.json), {} when there is
-    none. One that is there but cannot be read (a dangling link, a folder, a FIFO, damaged JSON) is an error, not
-    skipped: loading the vocabulary with default settings would give another tokenizer without a word."""
+    """The settings in a tokenizer's JSON file (tokenizer_config.json, special_tokens_map.json, tokenizer.json), {}
+    when there is none. One that is there but cannot be read (a dangling link, a folder, a FIFO, damaged JSON) is an
+    error, not skipped: loading the vocabulary with default settings would give another tokenizer without a word."""
     if not os.path.lexists(path):
         return {}
     saved = read_json(path, what="it was listed in the folder")

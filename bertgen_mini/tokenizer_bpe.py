@@ -35,7 +35,6 @@ current use is unaffected.
 import codecs
 import json
 import math
-import os
 import warnings
 from pathlib import Path
 
@@ -43,11 +42,16 @@ import regex
 
 from .checkpoint import read_json
 from .files import atomic_write_text, read_text
-from .tokenizer_base import Tokenizer
+from .tokenizer_base import TOKENIZER_FILE, Tokenizer
 
 MERGES_FILE = "merges.txt"
-TOKENIZER_FILE = "tokenizer.json"  # the Rust library's one-file form, which transformers 5 saves
 _WORD_CACHE_SIZE = 500_000
+# tokenizer.json's fields ("model.type": the "type" of its "model" entry) that make GPT-2's byte-level BPE, and the
+# values GPT-2's may have there, its own first (None: left out); a file with another value is refused
+GPT2_BPE = {"model.type": ("BPE",), "model.dropout": (None,), "model.byte_fallback": (False, None),
+            "model.ignore_merges": (False, None), "model.continuing_subword_prefix": ("", None),
+            "model.end_of_word_suffix": ("", None), "normalizer.type": (None,), "pre_tokenizer.type": ("ByteLevel",),
+            "pre_tokenizer.use_regex": (True, None)}
 # GPT-2's pre-tokenizing pattern (step 2 of the module docstring); \p{L} letters, \p{N} digits
 GPT2_PATTERN = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
@@ -94,12 +98,14 @@ class ByteLevelBPETokenizer(Tokenizer):
         `decode`."""
         self.vocab_file, self.merges_file = _find_files(type(self).__name__, Path(vocab_file), merges_file)
         if self.merges_file is None:
-            self.ids_to_tokens, merges, where = _read_tokenizer_json(self.vocab_file)
+            self.ids_to_tokens, merges = _read_tokenizer_json(self.vocab_file)
+            first_line = None  # tokenizer.json's merges are not lines: errors name their rank
         else:
-            self.ids_to_tokens = _read_vocab_json(self.vocab_file)
-            merges, where = _read_merges_txt(self.merges_file)
+            self.ids_to_tokens = _tokens_in_id_order(read_json(self.vocab_file), self.vocab_file)
+            merges, first_line = _read_merges_txt(self.merges_file)
         self.vocab = {token: i for i, token in enumerate(self.ids_to_tokens)}
-        self.merge_ranks = _rank_merges(merges, self.vocab, where)  # (left, right) -> rank, 0 = merged first
+        # (left, right) -> rank, 0 = merged first
+        self.merge_ranks = _rank_merges(merges, self.vocab, self.merges_file or self.vocab_file, first_line)
         codecs.lookup_error(errors)  # an unknown name fails here, not at the first decode
         self.errors, self.add_prefix_space = errors, add_prefix_space
         self._word_cache = {}  # pre-tokenized word -> its BPE tokens
@@ -108,15 +114,6 @@ class ByteLevelBPETokenizer(Tokenizer):
             warnings.warn(f"{self.vocab_file} has no token for the bytes {missing[:8]}{'...' if missing[8:] else ''}: "
                           "text holding them loses those bytes when encoded (as in transformers).", stacklevel=2)
         super().__init__(model_max_length, False, **special_tokens)
-
-    @classmethod
-    def _older_added_tokens(cls, folder: Path) -> dict:
-        """The added tokens of tokenizer.json (as transformers 5 saves them) as {id: {"content": ..., "lstrip": ...}}:
-        read where tokenizer_config.json lists none, as transformers reads them."""
-        if not os.path.lexists(folder / TOKENIZER_FILE):
-            return {}
-        added = read_json(folder / TOKENIZER_FILE).get("added_tokens", [])
-        return {str(entry["id"]): entry for entry in added}
 
     @property
     def vocab_size(self) -> int:
@@ -266,12 +263,9 @@ def _find_files(owner, path: Path, merges_file):
     return path, merges
 
 
-def _read_vocab_json(path: Path) -> list:
-    """The tokens of a vocab.json ({token: id}) in id order; the ids must be 0..n-1, each once."""
-    return _tokens_in_id_order(read_json(path), path)
-
-
 def _tokens_in_id_order(vocab, source) -> list:
+    """The tokens of a vocabulary ({token: id}, as vocab.json holds it) in id order; the ids must be 0..n-1, each
+    once. source: the file, for errors."""
     if not isinstance(vocab, dict) or not all(type(i) is int for i in vocab.values()):
         raise ValueError(f"{source} must map each token (a string) to its id (an integer), as GPT-2's vocab.json does")
     tokens = [None] * len(vocab)
@@ -287,7 +281,7 @@ def _tokens_in_id_order(vocab, source) -> list:
 
 def _read_merges_txt(path: Path):
     """The merge pairs of a merges.txt in rank order, one `left right` pair a line after an optional `#version` line,
-    and for each the line it came from (for errors)."""
+    and the line number of the first pair (2 after a `#version` line; merge r is on line first_line + r)."""
     try:
         lines = read_text(path).split("\n")  # not splitlines(): only \n ends a line, as in Rust
     except UnicodeDecodeError as err:
@@ -295,58 +289,48 @@ def _read_merges_txt(path: Path):
             from None
     if lines[-1] == "":
         lines.pop()
-    merges, where = [], []
-    for number, line in enumerate(lines, 1):
+    first_line = 2 if lines and lines[0].startswith("#version") else 1
+    merges = []
+    for number, line in enumerate(lines[first_line - 1:], first_line):
         line = line.removesuffix("\r")
-        if number == 1 and line.startswith("#version"):
-            continue
         pair = line.split(" ")
         if len(pair) != 2:
             raise ValueError(f"{path}, line {number}: {line[:60]!r} is not a merge: each line holds two tokens and "
                              "one space between them.")
         merges.append(tuple(pair))
-        where.append(f"{path}, line {number}")
-    return merges, where
+    return merges, first_line
 
 
 def _read_tokenizer_json(path: Path):
-    """Tokens in id order, merge pairs and where each came from, out of a tokenizer.json holding GPT-2's byte-level
+    """Tokens in id order and merge pairs in rank order, out of a tokenizer.json holding GPT-2's byte-level
     BPE (anything else is refused, naming the setting that differs)."""
     spec = read_json(path)
     model = spec.get("model") if isinstance(spec, dict) else None
     if not isinstance(model, dict):
         raise ValueError(f"{path} has no 'model' entry: it is not a tokenizer.json written by transformers/tokenizers")
-    pre_tokenizer = spec.get("pre_tokenizer") or {}
-    found = {"model.type": model.get("type"), "model.dropout": model.get("dropout"),
-             "model.byte_fallback": model.get("byte_fallback", False),
-             "model.ignore_merges": model.get("ignore_merges", False),
-             "model.continuing_subword_prefix": model.get("continuing_subword_prefix") or "",
-             "model.end_of_word_suffix": model.get("end_of_word_suffix") or "", "normalizer": spec.get("normalizer"),
-             "pre_tokenizer.type": pre_tokenizer.get("type"),
-             "pre_tokenizer.use_regex": pre_tokenizer.get("use_regex", True)}
-    gpt2 = {"model.type": "BPE", "model.dropout": None, "model.byte_fallback": False, "model.ignore_merges": False,
-            "model.continuing_subword_prefix": "", "model.end_of_word_suffix": "", "normalizer": None,
-            "pre_tokenizer.type": "ByteLevel", "pre_tokenizer.use_regex": True}
-    odd = [f"{name}={value!r}" for name, value in found.items() if value != gpt2[name]]
+    found = {name: (spec.get(name.split(".")[0]) or {}).get(name.split(".")[1]) for name in GPT2_BPE}
+    odd = [f"{name}={found[name]!r}" for name, values in GPT2_BPE.items() if found[name] not in values]
     if odd:
+        gpt2 = ", ".join(f"{name}={values[0]!r}" for name, values in GPT2_BPE.items())
         raise ValueError(f"{path} is not GPT-2's byte-level BPE ({', '.join(odd)}; GPT-2 has {gpt2}), so GPT2Tokenizer "
                          "and RobertaTokenizer cannot reproduce it.")
     merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in model.get("merges", [])]
     bad = next((rank for rank, merge in enumerate(merges) if len(merge) != 2), None)
     if bad is not None:
         raise ValueError(f"{path}: merge {bad} ({merges[bad]!r}) is not a pair of tokens")
-    where = [f"{path}, merge {rank}" for rank in range(len(merges))]
-    return _tokens_in_id_order(model.get("vocab"), path), merges, where
+    return _tokens_in_id_order(model.get("vocab"), path), merges
 
 
-def _rank_merges(merges: list, vocab: dict, where: list) -> dict:
+def _rank_merges(merges: list, vocab: dict, source, first_line=None) -> dict:
     """{(left, right): rank} for the merges in rank order, after checking that both tokens of each pair and their
     join are in the vocabulary (vocab.json and merges.txt of different tokenizers fail here). A pair listed twice
-    keeps its last rank, as in transformers."""
-    for (left, right), source in zip(merges, where):
+    keeps its last rank, as in transformers. source: the file, for errors, which name the line of merges.txt
+    (`first_line`: merge 0's) or the rank of tokenizer.json's merge (first_line None)."""
+    for rank, (left, right) in enumerate(merges):
         missing = next((token for token in (left, right, left + right) if token not in vocab), None)
         if missing is not None:
-            raise ValueError(f"{source}: the merge {left!r} + {right!r} needs {missing!r}, which is not in the "
+            at = f"merge {rank}" if first_line is None else f"line {first_line + rank}"
+            raise ValueError(f"{source}, {at}: the merge {left!r} + {right!r} needs {missing!r}, which is not in the "
                              "vocabulary. Are vocab.json and merges.txt from the same checkpoint?")
     return {merge: rank for rank, merge in enumerate(merges)}
 

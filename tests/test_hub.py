@@ -247,6 +247,23 @@ def test_a_gpt2_model_and_its_byte_level_bpe_load_by_name(offline_hub, tmp_path)
     assert type(AutoTokenizer.from_pretrained(files_only)) is bg.GPT2Tokenizer
 
 
+def test_auto_tokenizer_fetches_tokenizer_json_from_a_hub_repo_that_has_only_it(offline_hub, monkeypatch):
+    """transformers 5 saves a byte-level BPE as tokenizer.json alone (no vocab.json, merges.txt): AutoTokenizer
+    fetches it from the Hub (the test cache holds every file, so the fetches are counted), and the ids are
+    transformers'."""
+    repo_id, text = "test/gpt2-tokenizer-json-only", "Café au lait <::::> is n't it ? <|endoftext|>"
+    target = hub_cache.snapshot(offline_hub, repo_id)
+    transformers.GPT2Tokenizer.from_pretrained(str(folder(offline_hub, GPT2))).save_pretrained(str(target))
+    for name in ("vocab.json", "merges.txt"):
+        (target / name).unlink(missing_ok=True)
+    fetched, download = [], bg.hub.hf_hub_download
+    monkeypatch.setattr(bg.hub, "hf_hub_download", lambda repo, name, **kw: fetched.append(name) or download(
+        repo, name, **kw))
+    ours = AutoTokenizer.from_pretrained(repo_id)
+    assert type(ours) is bg.GPT2Tokenizer and "tokenizer.json" in fetched
+    assert ours(text).input_ids == transformers.AutoTokenizer.from_pretrained(str(target))(text).input_ids
+
+
 def test_auto_tokenizer_refuses_what_it_cannot_read_and_lists_what_it_can(tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5TokenizerFast"}))
     with pytest.raises(ValueError, match="'T5TokenizerFast'.*Supported: BertTokenizer, BertGenerationTokenizer, GPT2Tokenizer, RobertaTokenizer"):

@@ -1,5 +1,8 @@
 """BertTokenizer (pure-Python WordPiece) gives exactly the ids and text of transformers' Rust-backed BertTokenizer,
 and the shared call interface (padding, truncation, tensors, batches, errors) behaves like transformers'."""
+import json
+import shutil
+
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -110,6 +113,19 @@ def test_added_tokens_save_and_load_with_their_ids_here_and_in_transformers(mini
     for again in (BertTokenizer.from_pretrained(tmp_path), transformers.BertTokenizer.from_pretrained(str(tmp_path))):
         assert len(again) == len(ours) and again(text)["input_ids"] == ours(text)["input_ids"]
         assert again.convert_ids_to_tokens(30522) == "<::::>" and ("<::::>" in again.all_special_tokens) == special
+
+
+def test_added_tokens_transformers_5_keeps_in_tokenizer_json_are_read(minilm_dir, tmp_path):
+    """transformers 5 saves a BERT tokenizer's added tokens in tokenizer.json only (tokenizer_config.json has no
+    added_tokens_decoder): they load with their ids, as transformers loads them."""
+    transformers = pytest.importorskip("transformers")
+    theirs = transformers.BertTokenizer.from_pretrained(str(minilm_dir))
+    theirs.add_tokens(["<::::>", "[new]"])
+    theirs.save_pretrained(str(tmp_path))
+    assert "added_tokens_decoder" not in json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    shutil.copy(minilm_dir / "vocab.txt", tmp_path)
+    ours, text = BertTokenizer.from_pretrained(tmp_path), "Hello . <::::> [new] hello ."
+    assert len(ours) == len(theirs) and ours(text)["input_ids"] == theirs(text)["input_ids"]
 
 
 def test_added_token_saved_with_another_vocabulary_is_refused(ours_with_separator, tmp_path):
